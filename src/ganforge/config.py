@@ -1,0 +1,343 @@
+"""Typed config tree: YAML load, `--set` overrides and validation with helpful messages.
+
+Every section is a dataclass; a YAML file or `--set a.b=value` may only name fields that exist,
+and every value is checked against its type and choices. Errors name the key, the valid choices
+and, for a typo, the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganforge.errors import GanforgeError
+
+LOSS_NAMES = ("minimax", "non-saturating", "lsgan", "wgan", "wgan-gp", "hinge")
+
+
+@dataclass
+class DataConfig:
+    """Where training examples come from (see `ganforge datasets`)."""
+
+    source: str = "fashion-mnist"
+    split: str = "train"
+    dir: str | None = None
+    resolution: int | None = None
+    channels: int | None = None
+    limit: int | None = None
+    strict: bool = False
+    download: bool = True
+
+    CHOICES = {"split": ("train", "test"), "channels": (None, 1, 3)}
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of G and D; resolution and channels come from the data."""
+
+    arch: str = "dcgan"
+    z_dim: int = 100
+    g_width: int = 64
+    d_width: int = 64
+    g_hidden: list[int] = field(default_factory=lambda: [256, 512, 1024])
+    d_hidden: list[int] = field(default_factory=lambda: [512, 256])
+    d_norm: str = "auto"
+    out_act: str = "auto"
+
+    CHOICES = {
+        "arch": ("mlp", "dcgan"),
+        "d_norm": ("auto", "batch", "layer", "none"),
+        "out_act": ("auto", "tanh", "none"),
+    }
+
+
+@dataclass
+class LossConfig:
+    """Adversarial loss; None values take the loss's documented defaults."""
+
+    name: str = "non-saturating"
+    gp_weight: float | None = None
+    clip: float | None = None
+
+    CHOICES = {"name": LOSS_NAMES}
+
+
+@dataclass
+class OptimConfig:
+    """Optimizers for G and D; None values take the loss's documented defaults."""
+
+    name: str | None = None
+    g_lr: float | None = None
+    d_lr: float | None = None
+    betas: list[float] | None = None
+    n_critic: int | None = None
+
+    CHOICES = {"name": (None, "adam", "rmsprop")}
+
+
+@dataclass
+class TrainConfig:
+    """The schedule of one run."""
+
+    steps: int = 2000
+    batch_size: int = 64
+    seed: int = 0
+    d_warmup_steps: int = 0
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    num_samples: int = 64
+    device: str = "auto"
+
+    CHOICES = {"device": ("auto", "cpu", "cuda", "mps")}
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation during training (off while every == 0)."""
+
+    every: int = 0
+    metrics: list[str] = field(default_factory=lambda: ["fid"])
+    features: str = "inception"
+    n: int = 10000
+    against: str | None = None
+    primary: str = "fid"
+
+
+@dataclass
+class LogConfig:
+    """What the run reports while it trains."""
+
+    every: int = 50
+    progress: bool = True
+    tensorboard: bool = False
+
+
+@dataclass
+class Config:
+    """The whole config tree of one run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict, ready for YAML or JSON."""
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# building from dicts, with validation
+
+
+def _nearest(name: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    """(inner type, allows None) for `X | None` annotations."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0], len(args) < len(typing.get_args(tp))
+    return tp, False
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check (and gently convert) one value against its annotated type."""
+    inner, optional = _unwrap_optional(tp)
+    if value is None or (isinstance(value, str) and value.lower() in ("null", "none")):
+        if optional:
+            return None
+        raise GanforgeError(f"Config key '{key}' cannot be empty (null); give a value.")
+    origin = typing.get_origin(inner)
+    if origin is list:
+        (item_tp,) = typing.get_args(inner)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise GanforgeError(
+                f"Config key '{key}' must be a list, e.g. {key}=[1,2]; got {value!r}."
+            )
+        return [_coerce(f"{key}[{i}]", v, item_tp) for i, v in enumerate(value)]
+    if inner is bool:
+        if isinstance(value, bool):
+            return value
+        raise GanforgeError(f"Config key '{key}' must be true or false; got {value!r}.")
+    if inner is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise GanforgeError(f"Config key '{key}' must be an integer; got {value!r}.")
+    if inner is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise GanforgeError(f"Config key '{key}' must be a number; got {value!r}.")
+    if inner is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise GanforgeError(f"Config key '{key}' must be a string; got {value!r}.")
+    raise TypeError(f"unsupported config type {tp!r} for {key}")  # a bug in ganforge
+
+
+def _check_choices(section_name: str, section: Any) -> None:
+    for name, choices in getattr(section, "CHOICES", {}).items():
+        value = getattr(section, name)
+        if value not in choices:
+            shown = ", ".join("null" if c is None else str(c) for c in choices)
+            hint = _nearest(str(value), [str(c) for c in choices if c is not None])
+            raise GanforgeError(
+                f"Config key '{section_name}.{name}' is {value!r}; valid choices: {shown}.{hint}"
+            )
+
+
+def _build_section(section_name: str, cls: type, values: Any) -> Any:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise GanforgeError(
+            f"Config section '{section_name}' must be a mapping of keys to values; "
+            f"got {values!r}."
+        )
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            valid = ", ".join(names)
+            raise GanforgeError(
+                f"Unknown config key '{section_name}.{key}'.{_nearest(str(key), names)} "
+                f"Valid keys in '{section_name}': {valid}."
+            )
+        kwargs[key] = _coerce(f"{section_name}.{key}", value, hints[key])
+    section = cls(**kwargs)
+    _check_choices(section_name, section)
+    return section
+
+
+def from_dict(raw: dict[str, Any] | None) -> Config:
+    """Build and validate a Config from a nested dict (missing keys take defaults)."""
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise GanforgeError("A config file must hold a mapping of sections (data, model, ...).")
+    hints = typing.get_type_hints(Config)
+    sections = [f.name for f in dataclasses.fields(Config)]
+    for key in raw:
+        if key not in sections:
+            raise GanforgeError(
+                f"Unknown config section '{key}'.{_nearest(str(key), sections)} "
+                f"Valid sections: {', '.join(sections)}."
+            )
+    config = Config(**{s: _build_section(s, hints[s], raw.get(s)) for s in sections})
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Cross-field checks that a single field's type cannot express."""
+    t = config.train
+    positive = {
+        "train.steps": t.steps,
+        "train.batch_size": t.batch_size,
+        "train.sample_every": t.sample_every,
+        "train.checkpoint_every": t.checkpoint_every,
+        "train.keep_checkpoints": t.keep_checkpoints,
+        "train.num_samples": t.num_samples,
+        "model.z_dim": config.model.z_dim,
+        "model.g_width": config.model.g_width,
+        "model.d_width": config.model.d_width,
+        "log.every": config.log.every,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise GanforgeError(f"Config key '{key}' must be at least 1; got {value}.")
+    if t.d_warmup_steps < 0:
+        raise GanforgeError("Config key 'train.d_warmup_steps' must be 0 or more.")
+    if config.optim.n_critic is not None and config.optim.n_critic < 1:
+        raise GanforgeError("Config key 'optim.n_critic' must be at least 1.")
+    if config.optim.betas is not None and len(config.optim.betas) != 2:
+        raise GanforgeError("Config key 'optim.betas' must be two numbers, e.g. [0.5, 0.999].")
+    if config.data.limit is not None and config.data.limit < 1:
+        raise GanforgeError("Config key 'data.limit' must be at least 1 (or null for all).")
+    if config.eval.every < 0:
+        raise GanforgeError("Config key 'eval.every' must be 0 (off) or more.")
+
+
+# ---------------------------------------------------------------------------------------------
+# files and overrides
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split 'a.b=value' into (['a', 'b'], YAML-parsed value)."""
+    if "=" not in text:
+        raise GanforgeError(
+            f"--set expects key=value (e.g. --set train.steps=500); got '{text}'."
+        )
+    key, raw = text.split("=", 1)
+    path = key.strip().split(".")
+    if len(path) != 2 or not all(path):
+        raise GanforgeError(
+            f"--set key '{key}' must be section.key (e.g. train.steps or loss.name)."
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise GanforgeError(f"--set {key}: cannot parse value '{raw}': {exc}") from None
+    return path, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of raw with each 'section.key=value' override applied."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for text in overrides:
+        (section, key), value = parse_override(text)
+        current = merged.setdefault(section, {})
+        if current is None:
+            current = merged[section] = {}
+        if not isinstance(current, dict):
+            raise GanforgeError(f"Config section '{section}' must be a mapping.")
+        current[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise GanforgeError(
+            f"Config file '{path}' does not exist. Ready configs live in the repository's "
+            "configs/ folder, e.g. configs/fashion_mnist_dcgan.yaml."
+        )
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise GanforgeError(f"Config file '{path}' is not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise GanforgeError(f"Config file '{path}' must hold a mapping of sections.")
+    return raw
+
+
+def load(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (or the defaults when path is None) and apply --set overrides."""
+    raw = read_yaml(path) if path is not None else {}
+    return from_dict(apply_overrides(raw, overrides or []))
+
+
+def dump(config: Config) -> str:
+    """The config as YAML text, sections in a stable order."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
