@@ -1,0 +1,257 @@
+"""The `ganforge` command: parse arguments, then call the library. No training logic here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ganforge.errors import GanforgeError
+
+EXAMPLES = {
+    "train": """examples:
+  ganforge train configs/fashion_mnist_dcgan.yaml --out runs/fm
+  ganforge train configs/ring8.yaml --set loss.name=hinge --set train.steps=3000
+  ganforge train configs/fashion_mnist_dcgan.yaml --set data.source=folder:~/photos \\
+      --set data.resolution=64 --out runs/photos
+  ganforge train --resume runs/fm --set train.steps=4000""",
+    "sample": """examples:
+  ganforge sample runs/fm -n 64 --out grid.png
+  ganforge sample runs/fm/checkpoints/step-00002000.safetensors -n 10000 --out fake.npy""",
+    "eval": """examples:
+  ganforge eval runs/fm --against fashion-mnist:test --features classifier:fm.safetensors
+  ganforge eval real:fashion-mnist:train --against fashion-mnist:test --metrics fid,kid,pr
+  ganforge eval runs/ring --against ring8 --metrics modes""",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every verb."""
+    parser = argparse.ArgumentParser(
+        prog="ganforge", description="Train, evaluate and use GANs.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+    raw = argparse.RawDescriptionHelpFormatter
+
+    train = verbs.add_parser(
+        "train", help="train a GAN from a YAML config, or resume a run",
+        description="Train a GAN. Writes RUN_DIR/{config.yaml, metrics.jsonl, samples/, "
+        "checkpoints/, losses.png}.", epilog=EXAMPLES["train"], formatter_class=raw,
+    )
+    train.add_argument("config", nargs="?", help="YAML config (see configs/)")
+    train.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override a config key, e.g. train.steps=500")
+    train.add_argument("--out", help="run directory (default: runs/CONFIGNAME-TIMESTAMP)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest "
+                       "checkpoint")
+    train.add_argument("--overwrite", action="store_true",
+                       help="delete the run already in --out and start again")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sample = verbs.add_parser(
+        "sample", help="draw samples from a trained generator",
+        description="Sample a trained generator. FILE.png writes a grid; FILE.npy writes "
+        "float32 samples in the data's scale: images (N, H, W, C) in [0, 1], points (N, D).",
+        epilog=EXAMPLES["sample"], formatter_class=raw,
+    )
+    sample.add_argument("target", help="run directory (newest checkpoint) or checkpoint file")
+    sample.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    sample.add_argument("--out", required=True, help="FILE.png or FILE.npy")
+    sample.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    sample.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
+
+    verbs.add_parser("datasets", help="list data sources and whether they are available here")
+
+    ev = verbs.add_parser(
+        "eval", help="compute FID, KID, IS, precision/recall, density/coverage, mode counts",
+        description="Evaluate a run, checkpoint, image folder, .npy samples, or "
+        "real:SOURCE[:split] against a reference source, with a stated protocol.",
+        epilog=EXAMPLES["eval"], formatter_class=raw,
+    )
+    ev.add_argument("target", help="run dir, checkpoint, image folder, samples .npy/.npz, or "
+                    "real:SOURCE[:split]")
+    ev.add_argument("--against", help="reference SOURCE[:split] (default: the run's data, "
+                    "test split)")
+    ev.add_argument("--metrics", default="fid,kid,pr",
+                    help="comma list of fid,kid,is,pr,dc,modes (default fid,kid,pr)")
+    ev.add_argument("--features", default="inception",
+                    help="inception, inception:PATH or classifier:PATH (default inception)")
+    ev.add_argument("--n", type=int, default=10000, help="samples per side (default 10000, "
+                    "the Lucic et al. 2018 protocol)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--json", dest="json_out", help="write the full result as JSON here")
+    ev.add_argument("--no-progress", action="store_true")
+
+    clf = verbs.add_parser(
+        "train-classifier", help="train the domain classifier used as a fast feature network",
+        description="Train a small CNN on a labelled source; its features and softmax give "
+        "the fast evaluation protocol (classifier:PATH).",
+    )
+    clf.add_argument("--data", required=True, help="fashion-mnist, mnist, or folder:PATH "
+                     "with one subfolder per class")
+    clf.add_argument("--out", required=True, help="where to write the .safetensors file")
+    clf.add_argument("--data-dir", help="folder holding the dataset files")
+    clf.add_argument("--epochs", type=int, help="training epochs (default: the library's)")
+    clf.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+# -- verbs -----------------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ganforge import config as configlib
+    from ganforge.training.loop import resume, train
+
+    progress = not args.no_progress
+    if args.resume:
+        result = resume(args.resume, args.overrides, args.config, progress=progress)
+    else:
+        if not args.config:
+            raise GanforgeError(
+                "Give a config file (e.g. `ganforge train configs/fashion_mnist_dcgan.yaml`) "
+                "or --resume RUN_DIR."
+            )
+        config = configlib.load(args.config, args.overrides)
+        out = args.out or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        result = train(config, out, overwrite=args.overwrite, progress=progress)
+    verb = "Stopped" if result.interrupted else "Finished"
+    print(f"{verb} at step {result.step}. Run directory: {result.run_dir}")
+    print(f"  checkpoint:  {result.checkpoint.with_suffix('.safetensors')}")
+    print(f"  samples:     {result.sample_grid}")
+    if result.loss_plot:
+        print(f"  loss plot:   {result.loss_plot}")
+    print(f"  next: ganforge sample {result.run_dir} -n 64 --out samples.png")
+    if result.interrupted:
+        print(f"  resume: ganforge train --resume {result.run_dir}")
+        return 130
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ganforge.data.dataset import to_data_scale
+    from ganforge.fileio import atomic_write
+    from ganforge.images import save_grid
+    from ganforge.training.generator import generate, load_generator
+
+    out = Path(args.out)
+    if out.suffix not in (".png", ".npy"):
+        raise GanforgeError(f"--out must end in .png (a grid) or .npy (raw samples); got '{out}'.")
+    if out.exists() and not args.overwrite:
+        raise GanforgeError(f"'{out}' exists. Pick another --out or pass --overwrite.")
+    if args.n < 1:
+        raise GanforgeError("-n must be at least 1.")
+    loaded = load_generator(args.target)
+    x = generate(loaded.G, args.n, args.seed)
+    if out.suffix == ".png":
+        if loaded.kind != "image":
+            from ganforge.report.scatter import plot_points
+
+            plot_points(x, x[:0], out, title=f"{args.n} samples, step {loaded.step}")
+        else:
+            save_grid(x, out)
+    else:
+        data = to_data_scale(x, loaded.kind)
+        if loaded.kind == "image":
+            data = data.permute(0, 2, 3, 1)
+        array = data.numpy().astype(np.float32)
+        def write_npy(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:  # a path would get '.npy' appended by numpy
+                np.save(handle, array)
+
+        atomic_write(out, write_npy)
+    print(f"Wrote {args.n} samples from step {loaded.step} to {out}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from ganforge.data import list_sources
+
+    for info in list_sources():
+        mark = "yes" if info.available else "no "
+        print(f"  [{mark}] {info.name:<14} {info.description}")
+        if info.where:
+            print(f"        {info.where}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ganforge.fileio import atomic_write_json
+    from ganforge.metrics.evaluate import evaluate, fake_from_target, format_table
+    from ganforge.training.loop import default_against
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    target = args.target
+    against = args.against
+    if _is_run(target):
+        from ganforge.training.generator import load_generator, make_fake_fn
+
+        loaded = load_generator(target)
+        fake = make_fake_fn(loaded.G, loaded.kind)
+        against = against or default_against(loaded.meta["config"]["data"]["source"])
+    else:
+        fake = fake_from_target(target)
+    if not against:
+        raise GanforgeError("Give --against SOURCE[:split], e.g. --against fashion-mnist:test.")
+    result = evaluate(
+        fake, against=against, metrics=metrics, features=args.features, n=args.n,
+        seed=args.seed, progress=not args.no_progress,
+    )
+    print(format_table(result))
+    if args.json_out:
+        atomic_write_json(args.json_out, result)
+        print(f"Wrote {args.json_out}")
+    return 0
+
+
+def _is_run(target: str) -> bool:
+    """A run directory or a checkpoint file (as opposed to images, samples or real:...)."""
+    path = Path(target)
+    if path.suffix in (".safetensors", ".json") and path.is_file():
+        return True
+    return path.is_dir() and ((path / "checkpoints").is_dir() or path.name == "checkpoints")
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from ganforge.metrics.classifier import train_classifier
+
+    kwargs = {"data_dir": args.data_dir, "seed": args.seed}
+    if args.epochs is not None:
+        kwargs["epochs"] = args.epochs
+    result = train_classifier(args.data, args.out, **kwargs)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "sample": cmd_sample,
+    "datasets": cmd_datasets,
+    "eval": cmd_eval,
+    "train-classifier": cmd_train_classifier,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ganforge` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.verb](args)
+    except GanforgeError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""2D samples against the real points, as a PNG: the picture of mode collapse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from ganforge.fileio import atomic_write  # noqa: E402
+
+
+def plot_points(fake: torch.Tensor, real: torch.Tensor, path: Path, title: str = "") -> Path:
+    """Scatter real (grey) and generated (blue) 2D points with equal axes."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(real[:, 0], real[:, 1], s=4, c="0.7", label="real")
+    ax.scatter(fake[:, 0], fake[:, 1], s=6, c="tab:blue", label="generated")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+    return path

@@ -1,0 +1,368 @@
+"""The training loop every task shares: schedule, n_critic, D warm-up, logging, sample grids,
+checkpoints with exact resume, periodic evaluation.
+
+One step is one iteration: n_critic D updates, then one G update (D alone during the first
+train.d_warmup_steps steps). Randomness comes from three generators seeded from train.seed
+(data order, latent noise, fixed sample noise) plus torch's global one (weight init, the
+gradient-penalty interpolation); all of them are saved in checkpoints, so CPU resume is bitwise.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import ganforge
+from ganforge import config as configlib
+from ganforge.config import Config
+from ganforge.data import Dataset, build_dataset
+from ganforge.errors import GanforgeError
+from ganforge.fileio import atomic_write, atomic_write_text
+from ganforge.images import save_grid
+from ganforge.report.plots import plot_losses
+from ganforge.tasks import UnconditionalTask
+from ganforge.training import checkpoint
+from ganforge.training.batches import EpochBatches
+from ganforge.training.logger import RunLogger, read_metrics, truncate_after
+from ganforge.training.rundir import RunDir
+
+DATA_SEED_OFFSET, NOISE_SEED_OFFSET, FIXED_SEED_OFFSET = 0, 1, 2
+LOWER_IS_BETTER = ("fid", "kid", "kid_mean", "kl", "reverse_kl")
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run leaves behind."""
+
+    run_dir: Path
+    step: int
+    checkpoint: Path | None
+    sample_grid: Path | None
+    loss_plot: Path | None
+    interrupted: bool = False
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then MPS, then CPU; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GanforgeError("train.device is 'cuda' but no CUDA GPU is visible; use 'auto'.")
+    return torch.device(name)
+
+
+def run_meta(config: Config, dataset: Dataset) -> dict[str, Any]:
+    """Metadata stored with every checkpoint: enough to rebuild G without the data."""
+    return {
+        "task": "unconditional",
+        "config": config.to_dict(),
+        "data": {
+            "name": dataset.name,
+            "kind": dataset.kind,
+            "shape": list(dataset.shape),
+            "num_classes": dataset.num_classes,
+            "class_names": dataset.class_names,
+        },
+        "versions": {"ganforge": ganforge.__version__, "torch": torch.__version__},
+    }
+
+
+class StopFlag:
+    """Turns the first Ctrl-C into a request to stop after the current step (and save)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> StopFlag:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    """Builds everything one run needs and runs its loop."""
+
+    def __init__(self, config: Config, run: RunDir) -> None:
+        self.config = config
+        self.run = run
+        t = config.train
+        self.device = pick_device(t.device)
+        self.dataset = build_dataset(config.data)
+        self.data = self.dataset.x.to(self.device)
+        torch.manual_seed(t.seed)
+        self.noise = torch.Generator().manual_seed(t.seed + NOISE_SEED_OFFSET)
+        self.task = UnconditionalTask(
+            config, self.dataset.shape, self.dataset.kind, self.device, self.noise
+        )
+        data_gen = torch.Generator().manual_seed(t.seed + DATA_SEED_OFFSET)
+        self.batches = EpochBatches(len(self.dataset), t.batch_size, data_gen)
+        fixed = torch.Generator().manual_seed(t.seed + FIXED_SEED_OFFSET)
+        self.fixed_z = torch.randn(t.num_samples, config.model.z_dim, generator=fixed)
+        self.step = 0
+        self.last_checkpoint: Path | None = None
+        self.best: dict[str, Any] | None = None
+
+    # -- state -----------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        """Write the checkpoint of the current step and drop the oldest beyond keep_checkpoints."""
+        batch_tensors, batch_values = self.batches.state()
+        extra = {f"batches.{k}": v for k, v in batch_tensors.items()}
+        extra["rng.noise"] = self.noise.get_state()
+        extra["rng.torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            extra["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        meta = run_meta(self.config, self.dataset)
+        meta.update(batches=batch_values, best=self.best)
+        path = checkpoint.save(
+            self.run.checkpoints, self.step, self.task.modules(), self.task.optimizers(),
+            extra, meta,
+        )
+        checkpoint.prune(self.run.checkpoints, self.config.train.keep_checkpoints)
+        self.last_checkpoint = path
+        return path
+
+    def restore(self, json_path: Path) -> None:
+        """Continue from a checkpoint: nets, optimizers, data position, every RNG, step."""
+        tensors, meta = checkpoint.load(json_path)
+        check_compatible(meta, self.config, self.dataset)
+        checkpoint.restore(tensors, meta, self.task.modules(), self.task.optimizers())
+        prefix = "batches."
+        batch_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        self.batches.load_state(batch_tensors, meta["batches"])
+        self.noise.set_state(tensors["rng.noise"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.step = int(meta["step"])
+        self.best = meta.get("best")
+        self.last_checkpoint = json_path
+
+    # -- outputs ---------------------------------------------------------------------------
+    def save_samples(self) -> Path:
+        """Grid of G's output on the fixed noise (images), or a scatter plot (2D points)."""
+        fake = self.task.sample(self.fixed_z)
+        path = self.run.sample_path(self.step)
+        if self.dataset.kind == "image":
+            return save_grid(fake.cpu(), path)
+        from ganforge.report.scatter import plot_points
+
+        return plot_points(fake.cpu(), self.dataset.x[:2000], path, title=f"step {self.step}")
+
+    def evaluate(self, logger: RunLogger) -> None:
+        """Run the configured metrics, log them, and keep the best checkpoint."""
+        from ganforge.metrics.evaluate import evaluate as run_eval
+        from ganforge.training.generator import make_fake_fn
+
+        e = self.config.eval
+        against = e.against or default_against(self.config.data.source)
+        fake = make_fake_fn(self.task.G, self.dataset.kind, self.device)
+        result = run_eval(
+            fake, against=against, metrics=e.metrics, features=e.features, n=e.n,
+            seed=self.config.train.seed, progress=False,
+        )
+        scores = flat_scores(result)
+        logger.log({"step": self.step, **{f"eval/{k}": v for k, v in scores.items()}})
+        logger.message(
+            f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
+        )
+        value = scores.get(e.primary)
+        if value is None or not math.isfinite(value):
+            return
+        lower = e.primary in LOWER_IS_BETTER
+        best = None if self.best is None else self.best["value"]
+        if best is None or (value < best if lower else value > best):
+            self.best = {"metric": e.primary, "value": value, "step": self.step}
+            saved = self.save_checkpoint()
+            for suffix in (".safetensors", ".json"):
+                source = saved.with_suffix(suffix)
+                atomic_write(
+                    self.run.checkpoints / f"best{suffix}",
+                    lambda tmp, s=source: shutil.copyfile(s, tmp),
+                )
+
+    # -- the loop --------------------------------------------------------------------------
+    def fit(self, progress: bool) -> TrainResult:
+        """Train until train.steps (or Ctrl-C); always leave a checkpoint and a grid."""
+        cfg = self.config
+        t, h = cfg.train, self.task.hyper
+        truncate_after(self.run.metrics, self.step)
+        logger = RunLogger(
+            self.run.metrics, self.step, t.steps, progress and cfg.log.progress,
+            self.run.tensorboard if cfg.log.tensorboard else None,
+        )
+        grid = None
+        interrupted = False
+        clock, steps_timed = time.perf_counter(), 0
+        try:
+            with StopFlag() as stop:
+                while self.step < t.steps:
+                    if stop.requested:
+                        interrupted = True
+                        break
+                    self.step += 1
+                    log_now = self.step % cfg.log.every == 0 or self.step == t.steps
+                    stats = self.train_step(log_now)
+                    steps_timed += 1
+                    if log_now:
+                        seconds = time.perf_counter() - clock
+                        rate = steps_timed * t.batch_size * h.n_critic / max(seconds, 1e-9)
+                        logger.log(
+                            {"step": self.step, **{k: float(v) for k, v in stats.items()},
+                             "img_per_s": rate}
+                        )
+                        clock, steps_timed = time.perf_counter(), 0
+                    if self.step % t.sample_every == 0:
+                        grid = self.save_samples()
+                    if self.step % t.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if cfg.eval.every and self.step % cfg.eval.every == 0:
+                        self.evaluate(logger)
+                        clock = time.perf_counter()
+                    logger.advance()
+        finally:
+            logger.close()
+        if self.last_checkpoint is None or checkpoint_step(self.last_checkpoint) != self.step:
+            self.save_checkpoint()
+        if grid is None or self.step % t.sample_every != 0:
+            grid = self.save_samples()
+        plot = plot_losses(read_metrics(self.run.metrics), self.run.loss_plot, self.dataset.name)
+        return TrainResult(self.run.root, self.step, self.last_checkpoint, grid, plot, interrupted)
+
+    def train_step(self, log_now: bool) -> dict[str, torch.Tensor]:
+        """One iteration: n_critic D updates, then a G update unless D is warming up."""
+        t, h, task = self.config.train, self.task.hyper, self.task
+        g_turn = self.step > t.d_warmup_steps
+        task.collect_grad_norms = log_now
+        stats: dict[str, torch.Tensor] = {}
+        for i in range(h.n_critic):
+            real = self.dataset.to_model(self.data[self.batches.next().to(self.device)])
+            stats = task.d_step(real, keep_fake_for_g=g_turn and i == h.n_critic - 1)
+        if g_turn:
+            stats.update(task.g_step(t.batch_size))
+        check_finite(stats, self.step, self.last_checkpoint)
+        return stats
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def checkpoint_step(json_path: Path) -> int:
+    """The step encoded in a checkpoint file name."""
+    return int(json_path.stem.split("-")[1])
+
+
+def check_finite(stats: dict[str, torch.Tensor], step: int, last: Path | None) -> None:
+    """Stop the run with a clear message when a loss turns NaN or infinite."""
+    for name in ("d_loss", "g_loss"):
+        if name in stats and not torch.isfinite(stats[name]).item():
+            kept = (
+                f"The last good checkpoint is {last} (step {checkpoint_step(last)}); "
+                f"resume from it with `ganforge train --resume {last.parent.parent}` "
+                "after changing the settings with --set."
+                if last is not None
+                else "No checkpoint was written before it."
+            )
+            raise GanforgeError(
+                f"Training diverged: {name} became {float(stats[name])} at step {step}. "
+                f"{kept} Common fixes: lower optim.d_lr / optim.g_lr, use another loss "
+                "(e.g. loss.name=hinge), or a smaller model."
+            )
+
+
+def default_against(source: str) -> str:
+    """Evaluation reference for a training source: its test split when it has one."""
+    return f"{source}:test" if source in ("fashion-mnist", "mnist") else source
+
+
+def flat_scores(result: dict[str, Any]) -> dict[str, float]:
+    """Numbers of an evaluation result (nested dicts flattened with '_'), protocol left out."""
+    scores: dict[str, float] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}_{key}" if prefix else key, inner)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            scores[prefix] = float(value)
+
+    walk("", {k: v for k, v in result.items() if k != "protocol"})
+    return scores
+
+
+def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> None:
+    """Refuse to resume a checkpoint trained with another architecture or data shape."""
+    saved = meta["config"]
+    problems = []
+    for key in ("arch", "z_dim", "g_width", "d_width", "g_hidden", "d_hidden", "d_norm"):
+        before, now = saved["model"].get(key), getattr(config.model, key)
+        if before != now:
+            problems.append(f"model.{key} was {before!r}, now {now!r}")
+    if saved["loss"]["name"] != config.loss.name:
+        problems.append(f"loss.name was {saved['loss']['name']!r}, now {config.loss.name!r}")
+    if list(meta["data"]["shape"]) != list(dataset.shape):
+        problems.append(f"data shape was {meta['data']['shape']}, now {list(dataset.shape)}")
+    if problems:
+        raise GanforgeError(
+            "Cannot resume: the checkpoint was trained with another architecture or data ("
+            + "; ".join(problems)
+            + "). Resume with the run's own config, or start a new run with another --out."
+        )
+
+
+# -- entry points ----------------------------------------------------------------------------
+
+
+def train(config: Config, out: str | Path, overwrite: bool = False, progress: bool = True):
+    """Start a new run in `out` (refused if it holds a run, unless overwrite)."""
+    run = RunDir(Path(out))
+    run.refuse_existing(overwrite)
+    trainer = Trainer(config, run)  # data and nets first: bad input fails before any write
+    run.prepare_new()
+    atomic_write_text(run.config, configlib.dump(config))
+    return trainer.fit(progress)
+
+
+def resume(
+    run_dir: str | Path, overrides: list[str] | None = None, config_path: str | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Continue a run from its newest checkpoint (train.steps may be raised with --set)."""
+    run = RunDir(Path(run_dir))
+    if not run.root.is_dir():
+        raise GanforgeError(f"--resume '{run_dir}' is not a directory made by `ganforge train`.")
+    json_path = checkpoint.resolve(run.root)
+    base = config_path or run.config
+    config = configlib.load(base, overrides)
+    trainer = Trainer(config, run)
+    trainer.restore(json_path)
+    if trainer.step >= config.train.steps:
+        raise GanforgeError(
+            f"The run is already at step {trainer.step} and train.steps is "
+            f"{config.train.steps}. Continue further with --set train.steps=N (N > "
+            f"{trainer.step})."
+        )
+    atomic_write_text(run.config, configlib.dump(config))
+    return trainer.fit(progress)
