@@ -1,0 +1,169 @@
+"""The training loop end to end: exact resume, checkpoint safety, divergence, run-dir rules."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganforge import config as configlib
+from ganforge.errors import GanforgeError
+from ganforge.training import checkpoint
+from ganforge.training.loop import resume, train
+
+TINY_DCGAN = [
+    "data.source=fashion-mnist",
+    "data.limit=256",
+    "data.resolution=16",
+    "model.arch=dcgan",
+    "model.z_dim=16",
+    "model.g_width=8",
+    "model.d_width=8",
+    "train.batch_size=32",
+    "train.sample_every=3",
+    "train.checkpoint_every=2",
+    "log.every=1",
+    "log.progress=false",
+]
+TINY_MLP = [
+    "data.source=ring8",
+    "model.arch=mlp",
+    "model.z_dim=8",
+    "model.g_hidden=[32, 32]",
+    "model.d_hidden=[32, 32]",
+    "train.batch_size=64",
+    "train.sample_every=5",
+    "train.checkpoint_every=4",
+    "log.every=2",
+    "log.progress=false",
+]
+
+
+def newest_tensors(run_dir: Path) -> dict[str, torch.Tensor]:
+    tensors, _ = checkpoint.load(checkpoint.resolve(run_dir))
+    return tensors
+
+
+def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"tensors differ after resume: {different[:5]}"
+
+
+@pytest.mark.parametrize(
+    "base, extra",
+    [
+        (TINY_MLP, ["loss.name=non-saturating"]),
+        (TINY_DCGAN, ["loss.name=wgan-gp", "optim.n_critic=2"]),  # GP draws random eps
+        (TINY_DCGAN, ["loss.name=wgan", "train.d_warmup_steps=2"]),  # clipping + warm-up
+    ],
+    ids=["mlp-ns", "dcgan-wgan-gp", "dcgan-wgan-warmup"],
+)
+def test_resume_is_bitwise_exact(tmp_path, base, extra):
+    n = 5
+    straight = configlib.load(None, base + extra + [f"train.steps={2 * n}"])
+    train(straight, tmp_path / "straight", progress=False)
+    first = configlib.load(None, base + extra + [f"train.steps={n}"])
+    train(first, tmp_path / "split", progress=False)
+    result = resume(tmp_path / "split", [f"train.steps={2 * n}"], progress=False)
+    assert result.step == 2 * n
+    assert_same_state(newest_tensors(tmp_path / "straight"), newest_tensors(tmp_path / "split"))
+    # the log has each step once, in order, across the resume
+    from ganforge.training.logger import read_metrics
+
+    steps = [r["step"] for r in read_metrics(tmp_path / "split" / "metrics.jsonl")]
+    assert steps == sorted(set(steps)) and steps[-1] == 2 * n
+
+
+def test_run_dir_layout_and_keep_last(tmp_path):
+    config = configlib.load(None, TINY_MLP + ["train.steps=12", "train.keep_checkpoints=2"])
+    result = train(config, tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    assert (run / "config.yaml").is_file() and (run / "losses.png").is_file()
+    assert configlib.load(run / "config.yaml") == config
+    kept = [step for step, _ in checkpoint.list_checkpoints(run / "checkpoints")]
+    assert kept == [8, 12]
+    assert sorted(p.name for p in (run / "samples").iterdir())[-1] == "step-00000012.png"
+    assert result.checkpoint.name == "step-00000012.json"
+    from ganforge.training.logger import read_metrics
+
+    row = read_metrics(run / "metrics.jsonl")[-1]
+    for key in ("step", "d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm",
+                "img_per_s"):
+        assert key in row, key
+
+
+def test_same_seed_same_weights(tmp_path):
+    config = configlib.load(None, TINY_MLP + ["train.steps=4"])
+    train(config, tmp_path / "a", progress=False)
+    train(config, tmp_path / "b", progress=False)
+    assert_same_state(newest_tensors(tmp_path / "a"), newest_tensors(tmp_path / "b"))
+
+
+def test_torn_checkpoint_is_ignored_and_damaged_one_refused(tmp_path):
+    config = configlib.load(None, TINY_MLP + ["train.steps=8"])
+    train(config, tmp_path / "run", progress=False)
+    ckpts = tmp_path / "run" / "checkpoints"
+    # a crash after the tensors but before the JSON: the pair is not a checkpoint
+    (ckpts / "step-00000009.safetensors").write_bytes(b"partial")
+    assert checkpoint.resolve(tmp_path / "run").name == "step-00000008.json"
+    newest = ckpts / "step-00000008.safetensors"
+    data = bytearray(newest.read_bytes())
+    data[-1] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    with pytest.raises(GanforgeError, match="damaged"):
+        resume(tmp_path / "run", ["train.steps=10"], progress=False)
+
+
+def test_existing_run_dir_is_refused_unless_overwrite(tmp_path):
+    config = configlib.load(None, TINY_MLP + ["train.steps=2"])
+    train(config, tmp_path / "run", progress=False)
+    with pytest.raises(GanforgeError, match="already holds a run"):
+        train(config, tmp_path / "run", progress=False)
+    marker = tmp_path / "run" / "notes.txt"
+    marker.write_text("mine")
+    train(config, tmp_path / "run", overwrite=True, progress=False)
+    assert marker.read_text() == "mine"  # only ganforge's own files are replaced
+
+
+def test_failed_start_leaves_no_run_behind(tmp_path):
+    config = configlib.load(None, TINY_MLP + ["train.batch_size=1000000"])
+    with pytest.raises(GanforgeError, match="batch_size"):
+        train(config, tmp_path / "run", progress=False)
+    fixed = configlib.load(None, TINY_MLP + ["train.steps=1"])
+    train(fixed, tmp_path / "run", progress=False)  # not refused as 'already holds a run'
+
+
+def test_resume_with_other_architecture_is_refused(tmp_path):
+    config = configlib.load(None, TINY_MLP + ["train.steps=2"])
+    train(config, tmp_path / "run", progress=False)
+    with pytest.raises(GanforgeError, match="model.g_hidden"):
+        resume(tmp_path / "run", ["train.steps=4", "model.g_hidden=[64, 64]"], progress=False)
+
+
+def test_divergence_stops_with_step_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    from ganforge.tasks import unconditional
+
+    config = configlib.load(None, TINY_MLP + ["train.steps=20"])
+    original = unconditional.UnconditionalTask.g_step
+    calls = {"n": 0}
+
+    def poisoned(self, batch_size):
+        calls["n"] += 1
+        stats = original(self, batch_size)
+        if calls["n"] == 7:
+            stats["g_loss"] = torch.tensor(float("nan"))
+        return stats
+
+    monkeypatch.setattr(unconditional.UnconditionalTask, "g_step", poisoned)
+    with pytest.raises(GanforgeError) as err:
+        train(config, tmp_path / "run", progress=False)
+    message = str(err.value)
+    assert "step 7" in message and "step-00000004" in message
+    assert checkpoint.resolve(tmp_path / "run").name == "step-00000004.json"
+
+
+def test_resume_past_the_end_explains_how_to_continue(tmp_path):
+    config = configlib.load(None, TINY_MLP + ["train.steps=2"])
+    train(config, tmp_path / "run", progress=False)
+    with pytest.raises(GanforgeError, match="train.steps=N"):
+        resume(tmp_path / "run", progress=False)
