@@ -1,0 +1,45 @@
+"""Small building blocks the architectures share: normalization and output activation."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ganforge.errors import GanforgeError
+
+D_NORMS = ("batch", "layer", "none")
+OUT_ACTS = ("tanh", "none")
+
+
+def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise a GanforgeError naming the key and its choices when value is not one of them."""
+    if value not in choices:
+        raise GanforgeError(
+            f"Config key '{key}' is {value!r} here; valid choices: {', '.join(choices)}."
+        )
+
+
+def norm_1d(kind: str, features: int) -> nn.Module:
+    """Normalization of (N, F) activations: BatchNorm1d, LayerNorm over F, or nothing."""
+    if kind == "batch":
+        return nn.BatchNorm1d(features)
+    if kind == "layer":
+        return nn.LayerNorm(features)
+    return nn.Identity()
+
+
+def norm_2d(kind: str, channels: int) -> nn.Module:
+    """Normalization of (N, C, H, W) maps: BatchNorm2d, layer norm over (C, H, W), or nothing.
+
+    "layer" is GroupNorm with one group: per-sample statistics over C, H, W with a per-channel
+    affine, independent of the image size (unlike nn.LayerNorm([C, H, W])).
+    """
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()
+
+
+def out_activation(kind: str) -> nn.Module:
+    """G's output activation: tanh for data in [-1, 1], identity for unbounded data."""
+    return nn.Tanh() if kind == "tanh" else nn.Identity()

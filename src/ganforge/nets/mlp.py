@@ -1,0 +1,80 @@
+"""Fully connected G and D (Goodfellow et al. 2014 style) for vectors and flattened images.
+
+Layers keep PyTorch's default initialization (Kaiming-uniform); the DCGAN N(0, 0.02) init is
+for the convolutional nets.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from ganforge.nets.layers import norm_1d, out_activation
+
+
+class MLPGenerator(nn.Module):
+    """z -> [Linear -> (BatchNorm1d) -> LeakyReLU(0.2)] per hidden width -> Linear -> out_act.
+
+    The first hidden layer has no batchnorm (it would only rescale the Gaussian input); every
+    later hidden layer has one. The output is reshaped to data_shape.
+    """
+
+    def __init__(
+        self, z_dim: int, hidden: list[int], data_shape: tuple[int, ...], out_act: str
+    ) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.data_shape = tuple(data_shape)
+        layers: list[nn.Module] = []
+        width = z_dim
+        for i, size in enumerate(hidden):
+            layers.append(nn.Linear(width, size))
+            if i > 0:
+                layers.append(nn.BatchNorm1d(size))
+            layers.append(nn.LeakyReLU(0.2))
+            width = size
+        layers += [nn.Linear(width, math.prod(self.data_shape)), out_activation(out_act)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """(N, z_dim) noise -> (N, *data_shape) samples."""
+        return self.net(z).view(z.shape[0], *self.data_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """x (flattened) -> [Linear -> (d_norm) -> LeakyReLU(0.2)] per hidden width -> Linear -> 1.
+
+    No normalization on the first hidden layer (Radford et al. 2016: none at D's input); d_norm
+    ("batch", "layer" or "none") on every later one.
+    """
+
+    def __init__(self, data_shape: tuple[int, ...], hidden: list[int], d_norm: str) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(data_shape)
+        for i, size in enumerate(hidden):
+            layers.append(nn.Linear(width, size))
+            if i > 0:
+                layers.append(norm_1d(d_norm, size))
+            layers.append(nn.LeakyReLU(0.2))
+            width = size
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, 1)
+
+    def features(self, x: Tensor) -> Tensor:
+        """(N, *data_shape) -> (N, F) penultimate features, F = last hidden width."""
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, *data_shape) -> (N,) raw scores (logits)."""
+        return self.head(self.features(x)).squeeze(1)
+
+
+def build(
+    z_dim: int, data_shape: tuple[int, ...], g_hidden: list[int], d_hidden: list[int],
+    d_norm: str, out_act: str,
+) -> tuple[MLPGenerator, MLPDiscriminator]:
+    """The MLP pair for any data shape (vectors or images)."""
+    generator = MLPGenerator(z_dim, list(g_hidden), data_shape, out_act)
+    return generator, MLPDiscriminator(data_shape, list(d_hidden), d_norm)
