@@ -1,0 +1,271 @@
+"""Evaluation drivers with in-memory datasets and a tiny extractor (no downloads, no Inception)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from ganforge.config import DataConfig
+from ganforge.data.dataset import Dataset
+from ganforge.errors import GanforgeError
+from ganforge.metrics import evaluate as ev
+from ganforge.metrics import refstats
+from ganforge.metrics.extract import extract
+
+
+class ToyExtractor:
+    """A small conv net in eval mode: features (N, 8) and 4-class logits."""
+
+    name = "toy"
+    digest = "0" * 64
+    description = "toy conv net, no resize"
+    num_classes = 4
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, stride=2),
+            torch.nn.BatchNorm2d(4),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(2),
+            torch.nn.Flatten(),
+        ).eval()
+        self.calls = 0
+
+    def __call__(self, images: torch.Tensor):
+        self.calls += images.shape[0]
+        x = images.float() / 127.5 - 1
+        features = self.net(x[:, :1])
+        return features, features[:, :4] * 5
+
+
+def _images(n: int, seed: int, shape=(1, 12, 12)) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
+
+
+def _ring8() -> torch.Tensor:
+    angles = torch.arange(8, dtype=torch.float32) * (2 * math.pi / 8)
+    return torch.stack([angles.cos(), angles.sin()], dim=1)
+
+
+SOURCES = {
+    ("toy", "test"): Dataset(_images(60, 1), None, "toy", "image"),
+    ("toy", "train"): Dataset(_images(80, 2), None, "toy", "image"),
+    ("stacked-toy", "test"): Dataset(_images(30, 3, (3, 12, 12)), None, "stacked", "image"),
+    ("ring8", "test"): Dataset(_ring8().repeat(40, 1), None, "ring8", "vector"),
+}
+
+
+@pytest.fixture
+def toy(monkeypatch, tmp_path):
+    """Route data and extractor look-ups to in-memory toys; cache in tmp_path."""
+    built: list[DataConfig] = []
+    extractor = ToyExtractor()
+
+    def build(config: DataConfig):
+        built.append(config)
+        return SOURCES[(config.source, config.split)]
+
+    monkeypatch.setattr(ev, "_build_dataset", build)
+    monkeypatch.setattr(ev, "load_extractor", lambda features, device="cpu": extractor)
+    mixtures = {"ring8": SimpleNamespace(centers=_ring8(), sigma=0.01)}
+    monkeypatch.setattr(ev, "_mixture", mixtures.get)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return SimpleNamespace(built=built, extractor=extractor, cache=tmp_path / "cache")
+
+
+def _run(toy, fake, metrics=("fid", "kid", "pr", "dc"), against="toy", **kwargs):
+    kwargs.setdefault("n", 60)
+    return ev.evaluate(
+        fake,
+        against,
+        list(metrics),
+        "classifier:toy",
+        cache_dir=toy.cache,
+        progress=False,
+        **kwargs,
+    )
+
+
+def test_real_against_itself_gives_perfect_scores_and_a_full_protocol(toy):
+    result = _run(toy, SOURCES[("toy", "test")].x, metrics=["fid", "kid", "pr", "dc", "is"])
+    assert abs(result["fid"]) < 1e-6
+    assert abs(result["kid"]) < 1e-2
+    assert result["precision"] == result["recall"] == result["coverage"] == 1.0
+    protocol = result["protocol"]
+    assert protocol["against"] == {"source": "toy", "split": "test"}
+    assert protocol["features"]["digest"] == "0" * 64
+    assert protocol["n_real"] == protocol["n_fake"] == 60 and protocol["seed"] == 0
+    assert protocol["params"]["pr"] == {"k": 3} and protocol["params"]["dc"] == {"k": 5}
+    assert protocol["params"]["is"] == {"splits": 10}
+    assert json.loads(json.dumps(result)) == result  # JSON-ready
+
+
+def test_sampler_gets_n_and_seed(toy):
+    calls = []
+
+    def sampler(n, seed):
+        calls.append((n, seed))
+        return _images(n, 9)
+
+    result = _run(toy, sampler, metrics=["fid"], n=20, seed=5)
+    assert calls == [(20, 5)]
+    assert result["protocol"]["real_selection"] == "random 20 of 60 (seed 5)"
+
+
+def test_reference_cache_hit_corrupt_and_stale(toy):
+    fake = _images(60, 4)
+    assert _run(toy, fake)["protocol"]["reference_cache"] == "miss"
+    calls = toy.extractor.calls
+    second = _run(toy, fake)
+    assert second["protocol"]["reference_cache"] == "hit"
+    assert toy.extractor.calls == calls + 60  # only the fakes were extracted again
+    tensors = next(toy.cache.glob("*.safetensors"))
+    tensors.write_bytes(tensors.read_bytes()[:-10])  # truncated
+    third = _run(toy, fake)
+    assert third["protocol"]["reference_cache"].startswith("rebuilt (corrupt")
+    assert third["fid"] == pytest.approx(second["fid"], rel=1e-12)
+    sidecar = next(toy.cache.glob("*.json"))
+    meta = json.loads(sidecar.read_text())
+    meta["key"]["digest"] = "other"
+    sidecar.write_text(json.dumps(meta))
+    assert _run(toy, fake)["protocol"]["reference_cache"].startswith("rebuilt (stale")
+    sidecar.write_text("{not json")
+    assert _run(toy, fake)["protocol"]["reference_cache"].startswith("rebuilt (corrupt")
+    assert _run(toy, fake)["protocol"]["reference_cache"] == "hit"
+
+
+def test_cache_key_depends_on_n_and_seed(toy):
+    _run(toy, _images(60, 4), metrics=["fid"], n=30)
+    _run(toy, _images(60, 4), metrics=["fid"], n=30, seed=1)
+    _run(toy, _images(60, 4), metrics=["fid"], n=40)
+    assert len(list(toy.cache.glob("*.safetensors"))) == 3
+
+
+def test_default_cache_dir_honours_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert refstats.default_cache_dir() == tmp_path / "ganforge" / "refstats"
+
+
+def test_too_few_samples_and_too_many_asked(toy):
+    with pytest.raises(GanforgeError, match="at least 2 samples"):
+        _run(toy, _images(5, 0), metrics=["fid"], n=1)
+    with pytest.raises(GanforgeError, match="at least 4 samples"):
+        _run(toy, _images(5, 0), metrics=["pr"], n=3)
+    with pytest.raises(GanforgeError, match="only 60 samples"):
+        _run(toy, _images(100, 0), metrics=["fid"], n=100)
+    with pytest.raises(GanforgeError, match="only 10 samples"):
+        _run(toy, _images(10, 0), metrics=["fid"], n=20)
+
+
+def test_mismatched_image_shapes_name_both(toy):
+    with pytest.raises(GanforgeError) as info:
+        _run(toy, _images(60, 0, (3, 64, 64)), metrics=["fid"])
+    assert "(3, 64, 64)" in str(info.value) and "(1, 12, 12)" in str(info.value)
+    with pytest.raises(GanforgeError, match="to_uint8"):
+        _run(toy, torch.zeros(60, 1, 12, 12), metrics=["fid"])
+
+
+def test_unknown_metric(toy):
+    with pytest.raises(GanforgeError, match="choose from"):
+        _run(toy, _images(60, 0), metrics=["fidd"])
+
+
+def test_unknown_or_incomplete_extractor():
+    with pytest.raises(GanforgeError, match="Unknown feature extractor"):
+        ev.load_extractor("vgg")
+    with pytest.raises(GanforgeError, match="needs a path"):
+        ev.load_extractor("classifier")
+
+
+def test_is_and_modes_need_class_logits(toy):
+    toy.extractor.num_classes = None
+    with pytest.raises(GanforgeError, match="classifier:PATH"):
+        _run(toy, _images(60, 0), metrics=["is"])
+
+
+def test_class_and_stacked_modes(toy):
+    result = _run(toy, _images(60, 0), metrics=["modes", "is"])
+    assert result["modes_total"] == 4 and 1 <= result["modes_covered"] <= 4
+    assert result["is"] >= 1.0
+    stacked = _run(toy, _images(30, 0, (3, 12, 12)), metrics=["modes"], against="stacked-toy", n=30)
+    assert stacked["modes_total"] == 64 and stacked["protocol"]["params"]["modes"]["form"] == (
+        "stacked"
+    )
+
+
+def test_ring8_modes_on_raw_points(toy):
+    fake = _ring8()[:7].repeat(10, 1)
+    result = _run(toy, fake, metrics=["modes"], against="ring8", n=70)
+    assert result["modes_covered"] == 7 and result["hq_percent"] == 100.0
+    assert result["modes_kl"] == pytest.approx(math.log(8 / 7), rel=1e-6)
+    assert result["protocol"]["n_real"] == 0
+    both = _run(toy, _ring8().repeat(40, 1), metrics=["fid", "pr", "modes"], against="ring8", n=320)
+    assert abs(both["fid"]) < 1e-6 and both["precision"] == 1.0
+    assert both["protocol"]["features"]["name"] == "raw"
+    with pytest.raises(GanforgeError, match=r"\(N, 2\)"):
+        _run(toy, torch.zeros(70, 3), metrics=["modes"], against="ring8", n=70)
+
+
+def test_default_n_follows_protocol(toy):
+    with pytest.raises(GanforgeError, match="gave only 70 samples"):
+        ev.evaluate(_ring8()[:7].repeat(10, 1), "ring8", ["modes"], progress=False)
+    result = ev.evaluate(_ring8().repeat(313, 1), "ring8", ["modes"], progress=False)
+    assert result["protocol"]["n_fake"] == 2500
+
+
+def test_parse_against():
+    assert ev.parse_against("fashion-mnist") == DataConfig(source="fashion-mnist", split="test")
+    assert ev.parse_against("mnist:train").split == "train"
+    assert ev.parse_against("folder:/data/x").source == "folder:/data/x"
+    assert ev.parse_against("folder:/data/x:train") == DataConfig("folder:/data/x", "train")
+    config = DataConfig(source="mnist", resolution=32)
+    assert ev.parse_against(config) is config
+
+
+def test_fake_from_target(toy, tmp_path):
+    sampler = ev.fake_from_target("real:toy:train")
+    samples = sampler(10, 0)
+    assert samples.shape == (10, 1, 12, 12) and sampler.description == "real:toy:train"
+    assert torch.equal(sampler(80, 0), SOURCES[("toy", "train")].x)
+    result = _run(toy, sampler, metrics=["fid"])
+    assert result["protocol"]["fake"] == "real:toy:train"
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    ev.fake_from_target(str(folder))
+    array = tmp_path / "s.npy"
+    array.write_bytes(b"")
+    ev.fake_from_target(str(array))
+    with pytest.raises(GanforgeError, match="image folder"):
+        ev.fake_from_target(str(tmp_path / "missing"))
+
+
+def test_fake_from_target_uses_data_sources(monkeypatch, tmp_path):
+    built = []
+    monkeypatch.setattr(ev, "_build_dataset", lambda c: built.append(c) or SOURCES[("toy", "test")])
+    (tmp_path / "s.npz").write_bytes(b"")
+    ev.fake_from_target(str(tmp_path))(5, 0)
+    ev.fake_from_target(str(tmp_path / "s.npz"))(5, 0)
+    assert [c.source for c in built] == [f"folder:{tmp_path}", f"npz:{Path(tmp_path) / 's.npz'}"]
+
+
+def test_format_table_shows_values_and_protocol(toy):
+    result = _run(toy, _images(60, 4), metrics=["fid", "kid", "pr"])
+    table = ev.format_table(result)
+    for text in ("FID", "KID", "±", "precision", "protocol", "toy:test", "n_real 60", "k=3"):
+        assert text in table
+
+
+def test_toy_extractor_features_independent_of_batch_size():
+    images = _images(23, 6)
+    extractor = ToyExtractor()
+    whole, logits = extract(extractor, images, batch_size=23)
+    for batch_size in (1, 5, 8):
+        parts, part_logits = extract(extractor, images, batch_size=batch_size)
+        assert torch.allclose(parts, whole, atol=1e-5) and torch.allclose(part_logits, logits)
