@@ -1,0 +1,20 @@
+"""Where training examples come from: `build_dataset(cfg.data)` and `list_sources()`.
+
+Sources (data.source): fashion-mnist, mnist (IDX files, found locally or downloaded), ring8 and
+grid25 (PacGAN 2D mixtures), folder:PATH (image folders), npz:PATH / npy:PATH (arrays).
+Images come back as uint8 (N, C, H, W), vectors as float32 (N, D); see data/dataset.py.
+"""
+
+from ganforge.data.dataset import Dataset, to_data_scale
+from ganforge.data.mixtures import MIXTURES, Mixture
+from ganforge.data.registry import SourceInfo, build_dataset, list_sources
+
+__all__ = [
+    "MIXTURES",
+    "Dataset",
+    "Mixture",
+    "SourceInfo",
+    "build_dataset",
+    "list_sources",
+    "to_data_scale",
+]

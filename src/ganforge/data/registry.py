@@ -1,0 +1,119 @@
+"""data.source -> Dataset: the table of sources, the shared finishing steps, `ganforge datasets`.
+
+Built-in names (fashion-mnist, mnist, ring8, grid25) and path forms (folder:PATH, npz:PATH,
+npy:PATH). Every source's examples then pass the same steps, in this order: data.limit keeps
+the first N (in the source's fixed order), data.channels tiles gray to RGB or turns RGB into
+luminance, data.resolution resizes (shorter side) and center-crops square. Channels and
+resolution apply to images only; vector sources ignore them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ganforge.config import DataConfig
+from ganforge.data.arrays import load_array
+from ganforge.data.dataset import Dataset
+from ganforge.data.folder import load_folder
+from ganforge.data.idx import IDX_SOURCES, load_idx, where
+from ganforge.data.mixtures import MIXTURES, load_mixture
+from ganforge.data.paths import source_path
+from ganforge.data.transforms import match_channels, resize_square
+from ganforge.errors import GanforgeError
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """One line of `ganforge datasets`: a source, whether it is ready, and where or how."""
+
+    name: str
+    description: str
+    available: bool
+    where: str
+
+
+PATH_FORMS: dict[str, tuple[str, Callable[[str, DataConfig], Dataset]]] = {
+    "folder": (
+        (
+            "any folder of png/jpg/webp/bmp images (recursive; one subfolder per class gives "
+            "labels); resized and center-cropped to data.resolution (default 64), cached"
+        ),
+        lambda text, cfg: load_folder(source_path("folder", text), cfg),
+    ),
+    "npz": (
+        (
+            "numpy archive: x/images (N,H,W[,C]) uint8 or float in [0,1], or vectors (N,D); "
+            "optional y/labels"
+        ),
+        lambda text, cfg: load_array("npz", source_path("npz", text), cfg.source),
+    ),
+    "npy": (
+        "numpy array: images (N,H,W[,C]) uint8 or float in [0,1], or vectors (N,D)",
+        lambda text, cfg: load_array("npy", source_path("npy", text), cfg.source),
+    ),
+}
+
+
+def builtin_names() -> list[str]:
+    """Names of the built-in sources, files first, then the generated mixtures."""
+    return list(IDX_SOURCES) + list(MIXTURES)
+
+
+def unknown_source(source: str) -> GanforgeError:
+    """The error for a data.source that names nothing: the valid ones and the nearest."""
+    valid = builtin_names() + [f"{form}:PATH" for form in PATH_FORMS]
+    close = difflib.get_close_matches(source, valid, n=1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return GanforgeError(
+        f"Unknown data.source '{source}'.{hint} Valid sources: {', '.join(valid)} "
+        "(run `ganforge datasets` to see which are ready)."
+    )
+
+
+def load_source(cfg: DataConfig) -> Dataset:
+    """The raw dataset of cfg.source, before the shared finishing steps."""
+    source = cfg.source.strip()
+    if source in IDX_SOURCES:
+        return load_idx(IDX_SOURCES[source], cfg)
+    if source in MIXTURES:
+        return load_mixture(MIXTURES[source], cfg.split)
+    form, sep, rest = source.partition(":")
+    if sep and form in PATH_FORMS:
+        return PATH_FORMS[form][1](rest, cfg)
+    raise unknown_source(source)
+
+
+def finish(data: Dataset, cfg: DataConfig) -> Dataset:
+    """Apply data.limit, then (images only) data.channels and data.resolution."""
+    x, labels = data.x, data.labels
+    if cfg.limit is not None and cfg.limit < len(x):
+        x = x[: cfg.limit]
+        labels = labels[: cfg.limit] if labels is not None else None
+    if data.kind == "image":
+        x = match_channels(x, cfg.channels)
+        if cfg.resolution is not None:
+            x = resize_square(x, cfg.resolution)
+    x = x.contiguous()
+    if x is data.x and labels is data.labels:
+        return data
+    return Dataset(x, labels, data.name, data.kind, data.num_classes, data.class_names)
+
+
+def build_dataset(cfg: DataConfig) -> Dataset:
+    """The dataset data.source names, finished per data.limit/channels/resolution."""
+    return finish(load_source(cfg), cfg)
+
+
+def list_sources(cfg: DataConfig | None = None) -> list[SourceInfo]:
+    """Every built-in source with its availability, then the path forms (always usable)."""
+    infos = []
+    for spec in IDX_SOURCES.values():
+        found, text = where(spec, cfg)
+        infos.append(SourceInfo(spec.name, spec.description, found, text))
+    for mixture in MIXTURES.values():
+        infos.append(SourceInfo(mixture.name, mixture.description, True, "generated, no files"))
+    for form, (description, _) in PATH_FORMS.items():
+        infos.append(SourceInfo(f"{form}:PATH", description, True, ""))
+    return infos
