@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -269,3 +270,50 @@ def test_toy_extractor_features_independent_of_batch_size():
     for batch_size in (1, 5, 8):
         parts, part_logits = extract(extractor, images, batch_size=batch_size)
         assert torch.allclose(parts, whole, atol=1e-5) and torch.allclose(part_logits, logits)
+
+
+# ---------------------------------------------------------------------------------------------
+# with the real data module (local files only, nothing downloaded)
+
+
+def test_folder_and_npy_targets_through_data_sources(monkeypatch, tmp_path):
+    from PIL import Image
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    images = _images(6, 11)
+    for i, image in enumerate(images):
+        Image.fromarray(image[0].numpy()).save(folder / f"{i:03d}.png")
+    from_folder = ev.fake_from_target(str(folder))(6, 0)
+    assert torch.equal(from_folder, images)  # native 12x12 grayscale, sorted order
+    array = tmp_path / "samples.npy"
+    np_images = images.permute(0, 2, 3, 1).numpy()  # (N, H, W, C) uint8
+    np.save(array, np_images)
+    assert torch.equal(ev.fake_from_target(str(array))(6, 0), images)
+
+
+def test_ring8_end_to_end_with_data_module(monkeypatch):
+    from ganforge.data import MIXTURES
+
+    mixture = MIXTURES["ring8"]
+    fake = mixture.sample(2500, torch.Generator().manual_seed(0))[0]
+    result = ev.evaluate(fake, "ring8", ["modes", "pr"], progress=False)
+    assert result["modes_covered"] == 8 and result["hq_percent"] > 98
+    assert result["modes_kl"] < 0.01 and result["precision"] > 0.9
+    assert result["protocol"]["params"]["modes"]["sigma"] == mixture.sigma
+
+
+def test_fashion_mnist_train_vs_test_with_toy_features(monkeypatch, tmp_path):
+    config = DataConfig(source="fashion-mnist", split="test", download=False)
+    try:
+        ev._build_dataset(config)
+    except GanforgeError:
+        pytest.skip("Fashion-MNIST not available locally")
+    monkeypatch.setattr(ev, "load_extractor", lambda features, device="cpu": ToyExtractor())
+    train = ev.fake_from_target("real:fashion-mnist:train")
+    noise = _images(500, 0, (1, 28, 28))
+    kwargs = {"metrics": ["fid", "pr"], "n": 500, "cache_dir": tmp_path, "progress": False}
+    real = ev.evaluate(train, config, features="classifier:toy", **kwargs)
+    fake = ev.evaluate(noise, config, features="classifier:toy", **kwargs)
+    assert real["fid"] < fake["fid"] and real["precision"] > fake["precision"]

@@ -8,6 +8,7 @@ sampler. Metric math lives in the pure modules (fid, kid, inception_score, manif
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,20 @@ NEEDS_REAL = ("fid", "kid", "pr", "dc")
 SPLITS = ("train", "test")
 
 Sampler = Callable[[int, int], torch.Tensor]
+
+
+@dataclass
+class _Job:
+    """The settings of one evaluate() call, passed to the per-kind helpers."""
+
+    metrics: list[str]
+    config: DataConfig
+    seed: int
+    features: str
+    batch_size: int
+    cache_dir: str | Path | None
+    progress: bool
+    device: str
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,35 +279,18 @@ def evaluate(
         "seed": seed,
         "metrics": names,
     }
-    if dataset.kind == "vector":
-        values, params = _evaluate_vectors(names, config, real_x, fake_x, seed, protocol)
-    else:
-        values, params = _evaluate_images(
-            names,
-            config,
-            real_x,
-            fake_x,
-            seed,
-            protocol,
-            features,
-            batch_size,
-            cache_dir,
-            progress,
-            device,
-        )
+    job = _Job(names, config, seed, features, batch_size, cache_dir, progress, device)
+    run = _evaluate_vectors if dataset.kind == "vector" else _evaluate_images
+    values, params = run(job, real_x, fake_x, protocol)
     protocol["params"] = params
     return {**values, "protocol": protocol}
 
 
 def _evaluate_vectors(
-    names: list[str],
-    config: DataConfig,
-    real_x: torch.Tensor | None,
-    fake_x: torch.Tensor,
-    seed: int,
-    protocol: dict[str, Any],
+    job: _Job, real_x: torch.Tensor | None, fake_x: torch.Tensor, protocol: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Vector data: raw points are the features; modes against the named mixture."""
+    names, config, seed = job.metrics, job.config, job.seed
     if "is" in names:
         raise GanforgeError("The Inception Score needs images and a classifier; not vectors.")
     dim = fake_x.shape[1]
@@ -323,20 +321,11 @@ def _evaluate_vectors(
 
 
 def _evaluate_images(
-    names: list[str],
-    config: DataConfig,
-    real_x: torch.Tensor | None,
-    fake_x: torch.Tensor,
-    seed: int,
-    protocol: dict[str, Any],
-    features: str,
-    batch_size: int,
-    cache_dir: str | Path | None,
-    progress: bool,
-    device: str,
+    job: _Job, real_x: torch.Tensor | None, fake_x: torch.Tensor, protocol: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Image data: features through the extractor, real side through the refstats cache."""
-    extractor = load_extractor(features, device)
+    names, config, seed, batch_size = job.metrics, job.config, job.seed, job.batch_size
+    extractor = load_extractor(job.features, job.device)
     for metric in ("is", "modes"):
         if metric in names:
             _require_logits(extractor, metric)
@@ -352,7 +341,7 @@ def _evaluate_images(
         if size and (h, w) != (size, size)
         else "none"
     )
-    fake_feats, fake_logits = extract(extractor, fake_x, batch_size, progress, "fake features")
+    fake_feats, fake_logits = extract(extractor, fake_x, batch_size, job.progress, "fake")
     values: dict[str, Any] = {}
     params: dict[str, Any] = {}
     if real_x is not None:
@@ -369,8 +358,8 @@ def _evaluate_images(
         }
         stats = refstats.get_or_compute(
             key,
-            lambda: extract(extractor, real_x, batch_size, progress, "real features")[0],
-            cache_dir,
+            lambda: extract(extractor, real_x, batch_size, job.progress, "real")[0],
+            job.cache_dir,
         )
         protocol["reference_cache"] = stats.status
         values, params = _feature_metrics(names, stats.features, fake_feats, stats, seed)
@@ -388,12 +377,26 @@ def _evaluate_images(
     return values, params
 
 
-def fake_from_target(target: str) -> Sampler:
+def _native_resolution(folder: Path) -> int | None:
+    """Shorter side of the first image under folder (None when there is none)."""
+    from PIL import Image
+
+    from ganforge.data.folder import scan
+
+    files = scan(folder)
+    if not files:
+        return None
+    with Image.open(files[0]) as image:
+        return min(image.size)
+
+
+def fake_from_target(target: str, resolution: int | None = None) -> Sampler:
     """A sampler fake(n, seed) for an image folder, a .npy/.npz file or real:SOURCE[:split].
 
     Samples are drawn as the reference is (all when n equals the count, else a seeded random
-    subset), with seed + 1 so real:X vs X with n < N compares two different subsets. Run dirs
-    and checkpoints are resolved by the CLI through the training code.
+    subset), with seed + 1 so real:X vs X with n < N compares two different subsets. A folder
+    is read at its images' own resolution (the first image's shorter side) unless `resolution`
+    is given. Run dirs and checkpoints are resolved by the CLI through the training code.
     """
     if target.startswith("real:"):
         config = parse_against(target[len("real:") :])
@@ -409,12 +412,14 @@ def fake_from_target(target: str) -> Sampler:
                 f"Cannot evaluate '{target}': give an image folder, a .npy/.npz file of "
                 "samples, real:SOURCE[:split], or a run dir / checkpoint (via ganforge eval)."
             )
-        config = DataConfig(source=f"{kind}:{path}", download=False)
+        config = DataConfig(source=f"{kind}:{path}", resolution=resolution, download=False)
         label = f"{kind}:{path}"
     loaded: list[Any] = []
 
     def sample(n: int, seed: int) -> torch.Tensor:
         if not loaded:
+            if config.source.startswith("folder:") and config.resolution is None:
+                config.resolution = _native_resolution(Path(config.source[len("folder:") :]))
             loaded.append(_build_dataset(config))
         return select(loaded[0].x, n, seed + 1, label)[0]
 
