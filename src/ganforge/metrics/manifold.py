@@ -33,6 +33,7 @@ def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def knn_radii2(features: torch.Tensor, k: int, block_rows: int | None = None) -> torch.Tensor:
     """Squared distance of each row to its k-th nearest other row (self excluded)."""
+    features = features.to(torch.float64)
     n = features.shape[0]
     if n <= k:
         raise GanforgeError(f"k-NN radii with k={k} need more than {k} samples; got {n}.")
@@ -65,6 +66,7 @@ def precision_recall(
     nearest neighbour in the same set; a point on a ball's boundary counts as inside (<=, as
     in the reference code).
     """
+    real, fake = real.to(torch.float64), fake.to(torch.float64)
     real_r2 = knn_radii2(real, k, block_rows)
     fake_r2 = knn_radii2(fake, k, block_rows)
     precision = _fraction_inside(fake, real, real_r2, block_rows)
@@ -82,6 +84,7 @@ def density_coverage(
     """
     if fake.shape[0] < 1:
         raise GanforgeError("density/coverage need at least one fake sample.")
+    real, fake = real.to(torch.float64), fake.to(torch.float64)
     real_r2 = knn_radii2(real, k, block_rows)
     hits = 0
     for rows in _blocks(fake.shape[0], real.shape[0], block_rows):
