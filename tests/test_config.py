@@ -76,3 +76,18 @@ def test_shipped_configs_are_valid():
     assert len(configs) >= 8
     for path in configs:
         configlib.load(path)
+
+
+def test_none_is_a_value_and_null_is_empty():
+    config = configlib.load(None, ["model.d_norm=none", "model.g_norm=none", "optim.n_critic=null"])
+    assert config.model.d_norm == "none" and config.model.g_norm == "none"
+    assert config.optim.n_critic is None
+    with pytest.raises(GanforgeError, match="cannot be empty"):
+        configlib.load(None, ["train.steps=null"])
+
+
+def test_scientific_notation_without_dot(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  g_lr: 1e-4\n")
+    config = configlib.load(path, ["optim.d_lr=4e-4"])
+    assert config.optim.g_lr == 1e-4 and config.optim.d_lr == 4e-4

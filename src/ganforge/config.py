@@ -48,11 +48,13 @@ class ModelConfig:
     d_width: int = 64
     g_hidden: list[int] = field(default_factory=lambda: [256, 512, 1024])
     d_hidden: list[int] = field(default_factory=lambda: [512, 256])
+    g_norm: str = "batch"
     d_norm: str = "auto"
     out_act: str = "auto"
 
     CHOICES = {
         "arch": ("mlp", "dcgan"),
+        "g_norm": ("batch", "none"),
         "d_norm": ("auto", "batch", "layer", "none"),
         "out_act": ("auto", "tanh", "none"),
     }
@@ -158,7 +160,7 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
 def _coerce(key: str, value: Any, tp: Any) -> Any:
     """Check (and gently convert) one value against its annotated type."""
     inner, optional = _unwrap_optional(tp)
-    if value is None or (isinstance(value, str) and value.lower() in ("null", "none")):
+    if value is None:  # YAML null / ~ (the string "none" is a value, e.g. d_norm: none)
         if optional:
             return None
         raise GanforgeError(f"Config key '{key}' cannot be empty (null); give a value.")
@@ -185,6 +187,11 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     if inner is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise GanforgeError(f"Config key '{key}' must be a number; got {value!r}.")
     if inner is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):

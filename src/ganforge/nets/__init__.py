@@ -22,7 +22,9 @@ __all__ = ["ARCHS", "build_nets", "dcgan_init_"]
 
 
 def _build_mlp(cfg: ModelConfig, shape: tuple[int, ...], d_norm: str, out_act: str):
-    return mlp.build(cfg.z_dim, shape, cfg.g_hidden, cfg.d_hidden, d_norm, out_act)
+    return mlp.build(
+        cfg.z_dim, shape, cfg.g_hidden, cfg.d_hidden, d_norm, out_act, g_norm=cfg.g_norm
+    )
 
 
 def _build_dcgan(cfg: ModelConfig, shape: tuple[int, ...], d_norm: str, out_act: str):

@@ -17,11 +17,14 @@ class MLPGenerator(nn.Module):
     """z -> [Linear -> (BatchNorm1d) -> LeakyReLU(0.2)] per hidden width -> Linear -> out_act.
 
     The first hidden layer has no batchnorm (it would only rescale the Gaussian input); every
-    later hidden layer has one. The output is reshaped to data_shape.
+    later hidden layer has one when g_norm is "batch" (the textbook G), none when "none"
+    (sharper samples on low-dimensional data such as the 2D mixtures). The output is reshaped
+    to data_shape.
     """
 
     def __init__(
-        self, z_dim: int, hidden: list[int], data_shape: tuple[int, ...], out_act: str
+        self, z_dim: int, hidden: list[int], data_shape: tuple[int, ...], out_act: str,
+        g_norm: str = "batch",
     ) -> None:
         super().__init__()
         self.z_dim = z_dim
@@ -31,7 +34,7 @@ class MLPGenerator(nn.Module):
         for i, size in enumerate(hidden):
             layers.append(nn.Linear(width, size))
             if i > 0:
-                layers.append(nn.BatchNorm1d(size))
+                layers.append(norm_1d(g_norm, size))
             layers.append(nn.LeakyReLU(0.2))
             width = size
         layers += [nn.Linear(width, math.prod(self.data_shape)), out_activation(out_act)]
@@ -73,8 +76,8 @@ class MLPDiscriminator(nn.Module):
 
 def build(
     z_dim: int, data_shape: tuple[int, ...], g_hidden: list[int], d_hidden: list[int],
-    d_norm: str, out_act: str,
+    d_norm: str, out_act: str, g_norm: str = "batch",
 ) -> tuple[MLPGenerator, MLPDiscriminator]:
     """The MLP pair for any data shape (vectors or images)."""
-    generator = MLPGenerator(z_dim, list(g_hidden), data_shape, out_act)
+    generator = MLPGenerator(z_dim, list(g_hidden), data_shape, out_act, g_norm)
     return generator, MLPDiscriminator(data_shape, list(d_hidden), d_norm)

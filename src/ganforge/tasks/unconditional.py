@@ -36,7 +36,9 @@ def resolve_hyper(config: Config, kind: str) -> Hyper:
     """Fill None config values from the loss's documented defaults."""
     spec = get_loss(config.loss.name)
     opt = config.optim
-    d_norm = config.model.d_norm if config.model.d_norm != "auto" else spec.d_norm
+    d_norm = config.model.d_norm
+    if d_norm == "auto":  # the textbook MLP D has no normalization; DCGAN's follows the loss
+        d_norm = "none" if config.model.arch == "mlp" else spec.d_norm
     out_act = config.model.out_act
     if out_act == "auto":
         out_act = "tanh" if kind == "image" else "none"
