@@ -270,6 +270,7 @@ def evaluate(
     check_shapes(fake_x, dataset.shape, dataset.kind, name)
     protocol: dict[str, Any] = {
         "against": {"source": config.source, "split": config.split},
+        "shape": list(dataset.shape),
         "fake": getattr(
             fake, "description", "tensor" if isinstance(fake, torch.Tensor) else "sampler"
         ),
