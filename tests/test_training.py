@@ -167,3 +167,25 @@ def test_resume_past_the_end_explains_how_to_continue(tmp_path):
     train(config, tmp_path / "run", progress=False)
     with pytest.raises(GanforgeError, match="train.steps=N"):
         resume(tmp_path / "run", progress=False)
+
+
+def test_evaluation_during_training_logs_and_keeps_best(tmp_path):
+    config = configlib.load(None, TINY_MLP + [
+        "train.steps=6", "eval.every=2", "eval.metrics=[modes]", "eval.n=200",
+        "eval.primary=hq_percent", "train.keep_checkpoints=1",
+    ])
+    train(config, tmp_path / "run", progress=False)
+    from ganforge.training.logger import read_metrics
+
+    evals = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "eval/hq_percent" in r]
+    assert [r["step"] for r in evals] == [2, 4, 6]
+    assert all(r["eval/modes_total"] == 8 for r in evals)
+    best = configlib.yaml.safe_load((tmp_path / "run" / "checkpoints" / "best.json").read_text())
+    best_value = max(r["eval/hq_percent"] for r in evals)
+    assert best["best"]["value"] == best_value
+    assert best["best"]["step"] == [r["step"] for r in evals if r["eval/hq_percent"] == best_value][0]
+    tensors, meta = checkpoint.load(tmp_path / "run" / "checkpoints" / "best.json")
+    assert "G.net.0.weight" in tensors and meta["tensors_file"] == "best.safetensors"
+    from ganforge.training.generator import load_generator
+
+    assert load_generator(tmp_path / "run" / "checkpoints" / "best.json").step == best["step"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +189,13 @@ def prune(checkpoint_dir: Path, keep: int) -> None:
     for _, json_path in list_checkpoints(checkpoint_dir)[:-keep]:
         json_path.unlink(missing_ok=True)
         json_path.with_suffix(".safetensors").unlink(missing_ok=True)
+
+
+def copy_as(json_path: Path, stem: str) -> Path:
+    """Copy a checkpoint pair to STEM.safetensors + STEM.json beside it (e.g. 'best')."""
+    meta = json.loads(json_path.read_text())
+    source = json_path.with_name(meta["tensors_file"])
+    target = json_path.with_name(f"{stem}.safetensors")
+    atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+    meta["tensors_file"] = target.name
+    return atomic_write_json(json_path.with_name(f"{stem}.json"), meta)

@@ -10,7 +10,6 @@ gradient-penalty interpolation); all of them are saved in checkpoints, so CPU re
 from __future__ import annotations
 
 import math
-import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from ganforge import config as configlib
 from ganforge.config import Config
 from ganforge.data import Dataset, build_dataset
 from ganforge.errors import GanforgeError
-from ganforge.fileio import atomic_write, atomic_write_text
+from ganforge.fileio import atomic_write_text
 from ganforge.images import save_grid
 from ganforge.report.plots import plot_losses
 from ganforge.tasks import UnconditionalTask
@@ -34,7 +33,7 @@ from ganforge.training.logger import RunLogger, read_metrics, truncate_after
 from ganforge.training.rundir import RunDir
 
 DATA_SEED_OFFSET, NOISE_SEED_OFFSET, FIXED_SEED_OFFSET = 0, 1, 2
-LOWER_IS_BETTER = ("fid", "kid", "kid_mean", "kl", "reverse_kl")
+LOWER_IS_BETTER = ("fid", "kid", "modes_kl")  # every other metric: higher is better
 
 
 @dataclass
@@ -195,13 +194,7 @@ class Trainer:
         best = None if self.best is None else self.best["value"]
         if best is None or (value < best if lower else value > best):
             self.best = {"metric": e.primary, "value": value, "step": self.step}
-            saved = self.save_checkpoint()
-            for suffix in (".safetensors", ".json"):
-                source = saved.with_suffix(suffix)
-                atomic_write(
-                    self.run.checkpoints / f"best{suffix}",
-                    lambda tmp, s=source: shutil.copyfile(s, tmp),
-                )
+            checkpoint.copy_as(self.save_checkpoint(), "best")
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self, progress: bool) -> TrainResult:
