@@ -189,3 +189,21 @@ def test_evaluation_during_training_logs_and_keeps_best(tmp_path):
     from ganforge.training.generator import load_generator
 
     assert load_generator(tmp_path / "run" / "checkpoints" / "best.json").step == best["step"]
+
+
+def test_resume_after_a_crash_continues_the_lr_schedule_exactly(tmp_path):
+    import shutil
+
+    config = configlib.load(None, TINY_MLP + [
+        "train.steps=8", "train.checkpoint_every=3", "optim.lr_decay=linear",
+    ])
+    train(config, tmp_path / "straight", progress=False)
+    shutil.copytree(tmp_path / "straight", tmp_path / "crashed")
+    for step in (8, 6):  # as if the process died after step 7, its last checkpoint at 3
+        for suffix in (".json", ".safetensors"):
+            (tmp_path / "crashed" / "checkpoints" / f"step-{step:08d}{suffix}").unlink()
+    resume(tmp_path / "crashed", progress=False)
+    assert_same_state(newest_tensors(tmp_path / "straight"), newest_tensors(tmp_path / "crashed"))
+    _, meta = checkpoint.load(checkpoint.resolve(tmp_path / "crashed"))
+    group = meta["optimizers"]["opt_g"]["param_groups"][0]
+    assert group["lr"] == pytest.approx(group["initial_lr"] * (1 - 7 / 8))

@@ -80,8 +80,9 @@ class OptimConfig:
     d_lr: float | None = None
     betas: list[float] | None = None
     n_critic: int | None = None
+    lr_decay: str = "none"
 
-    CHOICES = {"name": (None, "adam", "rmsprop")}
+    CHOICES = {"name": (None, "adam", "rmsprop"), "lr_decay": ("none", "linear")}
 
 
 @dataclass

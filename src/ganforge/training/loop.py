@@ -249,6 +249,8 @@ class Trainer:
         t, h, task = self.config.train, self.task.hyper, self.task
         g_turn = self.step > t.d_warmup_steps
         task.collect_grad_norms = log_now
+        if self.config.optim.lr_decay == "linear":
+            set_lr_factor(task.optimizers().values(), 1.0 - (self.step - 1) / t.steps)
         stats: dict[str, torch.Tensor] = {}
         for i in range(h.n_critic):
             real = self.dataset.to_model(self.data[self.batches.next().to(self.device)])
@@ -260,6 +262,19 @@ class Trainer:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def set_lr_factor(optimizers, factor: float) -> None:
+    """Scale every param group's learning rate to factor x its initial value.
+
+    Linear decay to 0 over train.steps (as in CycleGAN and pix2pix); the initial rate is kept
+    in the group (saved with the optimizer), so resuming continues the same schedule as long
+    as train.steps is unchanged.
+    """
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * factor
 
 
 def checkpoint_step(json_path: Path) -> int:
