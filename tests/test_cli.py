@@ -96,7 +96,7 @@ def test_existing_run_dir_is_refused(trained_run, capsys):
 
 
 def test_missing_dataset_says_where_to_put_files(tmp_path, capsys, monkeypatch):
-    import ganforge.data.paths as paths
+    from ganforge.data import paths
 
     monkeypatch.setattr(paths, "SYSTEM_DATA_DIRS", [])
     message = user_error(

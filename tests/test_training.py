@@ -82,7 +82,7 @@ def test_run_dir_layout_and_keep_last(tmp_path):
     assert configlib.load(run / "config.yaml") == config
     kept = [step for step, _ in checkpoint.list_checkpoints(run / "checkpoints")]
     assert kept == [8, 12]
-    assert sorted(p.name for p in (run / "samples").iterdir())[-1] == "step-00000012.png"
+    assert max(p.name for p in (run / "samples").iterdir()) == "step-00000012.png"
     assert result.checkpoint.name == "step-00000012.json"
     from ganforge.training.logger import read_metrics
 
@@ -183,7 +183,8 @@ def test_evaluation_during_training_logs_and_keeps_best(tmp_path):
     best = configlib.yaml.safe_load((tmp_path / "run" / "checkpoints" / "best.json").read_text())
     best_value = max(r["eval/hq_percent"] for r in evals)
     assert best["best"]["value"] == best_value
-    assert best["best"]["step"] == [r["step"] for r in evals if r["eval/hq_percent"] == best_value][0]
+    best_step = next(r["step"] for r in evals if r["eval/hq_percent"] == best_value)
+    assert best["best"]["step"] == best_step
     tensors, meta = checkpoint.load(tmp_path / "run" / "checkpoints" / "best.json")
     assert "G.net.0.weight" in tensors and meta["tensors_file"] == "best.safetensors"
     from ganforge.training.generator import load_generator

@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -35,7 +35,7 @@ class DataConfig:
     strict: bool = False
     download: bool = True
 
-    CHOICES = {"split": ("train", "test"), "channels": (None, 1, 3)}
+    CHOICES: ClassVar[dict[str, tuple]] = {"split": ("train", "test"), "channels": (None, 1, 3)}
 
 
 @dataclass
@@ -52,7 +52,7 @@ class ModelConfig:
     d_norm: str = "auto"
     out_act: str = "auto"
 
-    CHOICES = {
+    CHOICES: ClassVar[dict[str, tuple]] = {
         "arch": ("mlp", "dcgan"),
         "g_norm": ("batch", "none"),
         "d_norm": ("auto", "batch", "layer", "none"),
@@ -68,7 +68,7 @@ class LossConfig:
     gp_weight: float | None = None
     clip: float | None = None
 
-    CHOICES = {"name": LOSS_NAMES}
+    CHOICES: ClassVar[dict[str, tuple]] = {"name": LOSS_NAMES}
 
 
 @dataclass
@@ -82,7 +82,7 @@ class OptimConfig:
     n_critic: int | None = None
     lr_decay: str = "none"
 
-    CHOICES = {"name": (None, "adam", "rmsprop"), "lr_decay": ("none", "linear")}
+    CHOICES: ClassVar[dict[str, tuple]] = {"name": (None, "adam", "rmsprop"), "lr_decay": ("none", "linear")}
 
 
 @dataclass
@@ -99,7 +99,7 @@ class TrainConfig:
     num_samples: int = 64
     device: str = "auto"
 
-    CHOICES = {"device": ("auto", "cpu", "cuda", "mps")}
+    CHOICES: ClassVar[dict[str, tuple]] = {"device": ("auto", "cpu", "cuda", "mps")}
 
 
 @dataclass

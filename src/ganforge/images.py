@@ -30,8 +30,8 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np
     if images.dtype != torch.uint8:
         raise TypeError("make_grid expects uint8 images; convert with to_uint8 first")
     n, c, h, w = images.shape
-    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
-    rows = int(math.ceil(n / nrow))
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / nrow)
     grid = np.zeros((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), dtype=np.uint8)
     pixels = images.permute(0, 2, 3, 1).cpu().numpy()
     for i in range(n):

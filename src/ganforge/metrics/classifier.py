@@ -165,7 +165,8 @@ def describe(meta: dict[str, Any]) -> str:
     return (
         f"{LAYER} {arch['hidden']}-d, {arch['num_classes']} classes; input {channels}x{size}x"
         f"{size} ({'gray tiled' if channels == 3 else 'RGB to luma'} when channels differ, "
-        f"antialiased bilinear resize to {size}); trained on {meta['source']}{acc_text}"
+        f"antialiased bilinear resize of the shorter side to {size}, center crop); trained on "
+        f"{meta['source']}{acc_text}"
     )
 
 

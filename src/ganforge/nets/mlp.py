@@ -13,6 +13,21 @@ from torch import Tensor, nn
 from ganforge.nets.layers import norm_1d, out_activation
 
 
+def hidden_stack(width: int, hidden: list[int], norm: str) -> tuple[list[nn.Module], int]:
+    """[Linear -> (norm) -> LeakyReLU(0.2)] per hidden width, no norm on the first layer.
+
+    Returns the layers and the output width; G and D both build their hidden layers here.
+    """
+    layers: list[nn.Module] = []
+    for i, size in enumerate(hidden):
+        layers.append(nn.Linear(width, size))
+        if i > 0:
+            layers.append(norm_1d(norm, size))
+        layers.append(nn.LeakyReLU(0.2))
+        width = size
+    return layers, width
+
+
 class MLPGenerator(nn.Module):
     """z -> [Linear -> (BatchNorm1d) -> LeakyReLU(0.2)] per hidden width -> Linear -> out_act.
 
@@ -29,14 +44,7 @@ class MLPGenerator(nn.Module):
         super().__init__()
         self.z_dim = z_dim
         self.data_shape = tuple(data_shape)
-        layers: list[nn.Module] = []
-        width = z_dim
-        for i, size in enumerate(hidden):
-            layers.append(nn.Linear(width, size))
-            if i > 0:
-                layers.append(norm_1d(g_norm, size))
-            layers.append(nn.LeakyReLU(0.2))
-            width = size
+        layers, width = hidden_stack(z_dim, hidden, g_norm)
         layers += [nn.Linear(width, math.prod(self.data_shape)), out_activation(out_act)]
         self.net = nn.Sequential(*layers)
 
@@ -54,15 +62,8 @@ class MLPDiscriminator(nn.Module):
 
     def __init__(self, data_shape: tuple[int, ...], hidden: list[int], d_norm: str) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = math.prod(data_shape)
-        for i, size in enumerate(hidden):
-            layers.append(nn.Linear(width, size))
-            if i > 0:
-                layers.append(norm_1d(d_norm, size))
-            layers.append(nn.LeakyReLU(0.2))
-            width = size
-        self.body = nn.Sequential(*layers)
+        layers, width = hidden_stack(math.prod(data_shape), hidden, d_norm)
+        self.body = nn.Sequential(nn.Flatten(), *layers)
         self.head = nn.Linear(width, 1)
 
     def features(self, x: Tensor) -> Tensor:

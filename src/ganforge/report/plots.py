@@ -5,12 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ganforge.fileio import atomic_write  # noqa: E402
+from ganforge.report.figures import plt, save_figure
 
 
 def plot_losses(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path | None:
@@ -30,9 +25,4 @@ def plot_losses(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path
         ax.set_xlabel("step")
         ax.legend()
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)

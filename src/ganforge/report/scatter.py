@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from ganforge.fileio import atomic_write  # noqa: E402
+from ganforge.report.figures import plt, save_figure
 
 
 def plot_points(fake: torch.Tensor, real: torch.Tensor, path: Path, title: str = "") -> Path:
@@ -20,9 +16,4 @@ def plot_points(fake: torch.Tensor, real: torch.Tensor, path: Path, title: str =
     ax.scatter(fake[:, 0], fake[:, 1], s=6, c="tab:blue", label="generated")
     ax.set_aspect("equal")
     ax.legend(loc="upper right")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title, dpi=90)

@@ -84,7 +84,7 @@ class StopFlag:
         self.requested = False
         self._previous = None
 
-    def __enter__(self) -> StopFlag:
+    def __enter__(self) -> StopFlag:  # noqa: PYI034 (typing.Self needs Python 3.11)
         try:
             self._previous = signal.signal(signal.SIGINT, self._handle)
         except ValueError:  # not the main thread: leave signals alone
