@@ -75,8 +75,14 @@ def run(name: str, args: argparse.Namespace, tmp: Path) -> dict:
         write_mnist_5k(data_dir)
         source = "mnist"
     out = Path(args.out_dir) / OUT_NAMES[name]
-    result = train_classifier(source, out, data_dir=str(data_dir) if data_dir else None,
-                              epochs=epochs, seed=args.seed, progress=not args.quiet)
+    result = train_classifier(
+        source,
+        out,
+        data_dir=str(data_dir) if data_dir else None,
+        epochs=epochs,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     return {"dataset": name, **result}
 
 
@@ -93,14 +99,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets.split(","):
             rows.append(run(name.strip(), args, Path(tmp)))
-    print(f"\nmachine: {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
-    print(f"{'dataset':<15}{'test acc':>10}{'epochs':>8}{'train':>8}{'test':>7}{'seconds':>9}"
-          "  file (sha256)")
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    )
+    print(
+        f"{'dataset':<15}{'test acc':>10}{'epochs':>8}{'train':>8}{'test':>7}{'seconds':>9}"
+        "  file (sha256)"
+    )
     for r in rows:
-        print(f"{r['dataset']:<15}{r['test_accuracy']:>10.4f}{r['epochs']:>8}"
-              f"{r['train_examples']:>8}{r['test_examples']:>7}{r['train_seconds']:>9.0f}"
-              f"  {r['path']} ({r['sha256'][:12]})")
+        print(
+            f"{r['dataset']:<15}{r['test_accuracy']:>10.4f}{r['epochs']:>8}"
+            f"{r['train_examples']:>8}{r['test_examples']:>7}{r['train_seconds']:>9.0f}"
+            f"  {r['path']} ({r['sha256'][:12]})"
+        )
 
 
 if __name__ == "__main__":

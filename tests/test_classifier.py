@@ -46,8 +46,17 @@ def train_toy(seed: int = 0, epochs: int = 2) -> clf.ClassifierExtractor:
     x_train, y_train = patterns(80, seed=1)
     x_test, y_test = patterns(25, seed=2)
     return clf.train_on_tensors(
-        x_train, y_train, x_test, y_test, num_classes=4, class_names=CLASSES,
-        source="synthetic-patterns", epochs=epochs, batch_size=32, seed=seed, progress=False,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        num_classes=4,
+        class_names=CLASSES,
+        source="synthetic-patterns",
+        epochs=epochs,
+        batch_size=32,
+        seed=seed,
+        progress=False,
     )
 
 
@@ -191,9 +200,7 @@ def corrupt_variants(toy_file: Path, tmp_path: Path) -> dict[str, Path]:
         "bad-json": (tensors, {"ganforge-classifier": "{oops"}),
         "wrong-shapes": (tensors, {"ganforge-classifier": json.dumps(wider)}),
         "no-norm": (tensors, {"ganforge-classifier": json.dumps(no_norm)}),
-        "missing-tensor": (
-            {k: v for k, v in tensors.items() if not k.startswith("head")}, header
-        ),
+        "missing-tensor": ({k: v for k, v in tensors.items() if not k.startswith("head")}, header),
     }
     for name, (weights, metadata) in variants.items():
         paths[name] = tmp_path / f"{name}.safetensors"
@@ -215,8 +222,9 @@ def test_newer_format_version_asks_for_an_upgrade(toy_file, tmp_path):
         meta = json.loads(handle.metadata()["ganforge-classifier"])
     meta["format_version"] = 99
     path = tmp_path / "future.safetensors"
-    save_file(load_file(str(toy_file)), str(path),
-              metadata={"ganforge-classifier": json.dumps(meta)})
+    save_file(
+        load_file(str(toy_file)), str(path), metadata={"ganforge-classifier": json.dumps(meta)}
+    )
     with pytest.raises(GanforgeError, match="Upgrade ganforge"):
         clf.load_classifier(path)
 
@@ -281,7 +289,9 @@ def test_fashion_mnist_slice_trains_well_above_chance(tmp_path):
     from ganforge.data.idx import FASHION_MNIST
     from ganforge.data.paths import locate
 
-    if not locate("fashion-mnist", FASHION_MNIST.files("train") + FASHION_MNIST.files("test"), None):
+    if not locate(
+        "fashion-mnist", FASHION_MNIST.files("train") + FASHION_MNIST.files("test"), None
+    ):
         pytest.skip("Fashion-MNIST files not installed (apt-get install dataset-fashion-mnist)")
     out = tmp_path / "fm.safetensors"
     result = clf.train_classifier("fashion-mnist", out, epochs=1, limit=1500, progress=False)

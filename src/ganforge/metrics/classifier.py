@@ -119,6 +119,7 @@ class ClassifierExtractor:
     description: str = field(init=False)
 
     def __post_init__(self) -> None:
+        """Put the net in eval mode and derive the FeatureExtractor fields from it."""
         self.net.eval()
         self.num_classes = self.net.arch.num_classes
         self.description = describe(self.meta)
@@ -210,8 +211,13 @@ def train_epoch(
     gen, batch_size = state["generator"], state["batch_size"]
     order = torch.randperm(len(x), generator=gen)
     loss_sum = correct = 0.0
-    bar = tqdm(order.split(batch_size), desc=f"epoch {state['epoch']}", leave=False,
-               disable=not state["progress"], unit="batch")
+    bar = tqdm(
+        order.split(batch_size),
+        desc=f"epoch {state['epoch']}",
+        leave=False,
+        disable=not state["progress"],
+        unit="batch",
+    )
     for idx in bar:
         if len(idx) < 2:  # BatchNorm needs two examples; a lone straggler is skipped
             continue
@@ -250,10 +256,13 @@ def train_on_tensors(
     check_labelled(x_train, y_train, num_classes, "training set")
     check_labelled(x_test, y_test, num_classes, "test set")
     if epochs < 1 or batch_size < 2 or len(x_train) < 2:
-        raise GanforgeError("Classifier training needs epochs >= 1, batch_size >= 2 and at "
-                            "least two training images.")
-    arch = arch or ClassifierArch(in_channels=x_train.shape[1], num_classes=num_classes,
-                                  input_size=INPUT_SIZE)
+        raise GanforgeError(
+            "Classifier training needs epochs >= 1, batch_size >= 2 and at "
+            "least two training images."
+        )
+    arch = arch or ClassifierArch(
+        in_channels=x_train.shape[1], num_classes=num_classes, input_size=INPUT_SIZE
+    )
     start = time.perf_counter()
     x = to_input(x_train, arch.in_channels, arch.input_size)
     mean, std = channel_stats(x)
@@ -264,16 +273,31 @@ def train_on_tensors(
         "normalization": {"mean": mean, "std": std},
         "source": source,
         "layer": LAYER,
-        "train": {"examples": len(x), "epochs": epochs, "batch_size": batch_size,
-                  "seed": seed, "max_shift": MAX_SHIFT, "lr": LEARNING_RATE},
+        "train": {
+            "examples": len(x),
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "seed": seed,
+            "max_shift": MAX_SHIFT,
+            "lr": LEARNING_RATE,
+        },
         "ganforge_version": __version__,
     }
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = ClassifierNet(arch)
         extractor = ClassifierExtractor(net, meta)
-        fit(net, normalize(x, mean, std), y_train.long(), extractor, (x_test, y_test),
-            epochs=epochs, batch_size=batch_size, seed=seed, progress=progress)
+        fit(
+            net,
+            normalize(x, mean, std),
+            y_train.long(),
+            extractor,
+            (x_test, y_test),
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+        )
     net.eval()
     test_acc = accuracy(extractor, x_test, y_test.long())
     meta["test_accuracy"] = None if math.isnan(test_acc) else test_acc
@@ -300,17 +324,23 @@ def fit(
     steps_per_epoch = math.ceil(len(x) / batch_size)
     total = epochs * steps_per_epoch
     state = {
-        "generator": torch.Generator().manual_seed(seed), "batch_size": batch_size,
-        "progress": progress, "step": 0, "total": total,
-        "warmup": min(total // 10, steps_per_epoch), "epoch": 0,
+        "generator": torch.Generator().manual_seed(seed),
+        "batch_size": batch_size,
+        "progress": progress,
+        "step": 0,
+        "total": total,
+        "warmup": min(total // 10, steps_per_epoch),
+        "epoch": 0,
     }
     for epoch in range(1, epochs + 1):
         state["epoch"] = epoch
         loss, train_acc = train_epoch(net, opt, x, y, state)
         if progress:
             test_acc = accuracy(extractor, *test)
-            tqdm.write(f"epoch {epoch}/{epochs}: loss {loss:.4f}, train accuracy "
-                       f"{train_acc:.4f} (augmented), test accuracy {test_acc:.4f}")
+            tqdm.write(
+                f"epoch {epoch}/{epochs}: loss {loss:.4f}, train accuracy "
+                f"{train_acc:.4f} (augmented), test accuracy {test_acc:.4f}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,9 +358,7 @@ def save_classifier(extractor: ClassifierExtractor, path: str | Path) -> str:
 
 def not_a_classifier(path: Path, why: str) -> GanforgeError:
     """The error for a file that cannot be loaded as a classifier, with how to get one."""
-    return GanforgeError(
-        f"'{path}' is not a ganforge classifier file ({why}); {TRAIN_HINT}."
-    )
+    return GanforgeError(f"'{path}' is not a ganforge classifier file ({why}); {TRAIN_HINT}.")
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -366,8 +394,11 @@ def check_meta(path: Path, meta: Any) -> None:
         raise not_a_classifier(path, f"metadata lacks {', '.join(missing) or 'format_version'}")
     norm, arch = meta["normalization"], meta["arch"]
     channels = arch.get("in_channels") if isinstance(arch, dict) else None
-    if not (isinstance(norm, dict) and len(norm.get("mean", [])) == channels
-            and len(norm.get("std", [])) == channels):
+    if not (
+        isinstance(norm, dict)
+        and len(norm.get("mean", [])) == channels
+        and len(norm.get("std", [])) == channels
+    ):
         raise not_a_classifier(path, "normalization does not match the input channels")
     if len(meta["class_names"]) != arch.get("num_classes"):
         raise not_a_classifier(path, "class names do not match num_classes")
@@ -420,8 +451,15 @@ def labelled_image_data(source: str, split: str, data_dir: str | None, limit: in
     from ganforge.config import DataConfig
     from ganforge.data import build_dataset
 
-    data = build_dataset(DataConfig(source=source, split=split, dir=data_dir, limit=limit,
-                                    resolution=None if source in SPLIT_SOURCES else INPUT_SIZE))
+    data = build_dataset(
+        DataConfig(
+            source=source,
+            split=split,
+            dir=data_dir,
+            limit=limit,
+            resolution=None if source in SPLIT_SOURCES else INPUT_SIZE,
+        )
+    )
     if data.kind != "image" or data.labels is None or not data.num_classes:
         raise GanforgeError(
             f"A classifier needs labelled images; source '{source}' gives "
@@ -470,8 +508,17 @@ def train_classifier(
         source, data_dir, limit, seed
     )
     extractor = train_on_tensors(
-        x_train, y_train, x_test, y_test, num_classes=num_classes, class_names=names,
-        source=source, epochs=epochs, batch_size=batch_size, seed=seed, progress=progress,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        num_classes=num_classes,
+        class_names=names,
+        source=source,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
     )
     digest = save_classifier(extractor, out)
     return {

@@ -53,6 +53,7 @@ class ClassifierNet(nn.Module):
     """conv blocks -> flatten -> dropout -> fc hidden + ReLU (features) -> dropout -> logits."""
 
     def __init__(self, arch: ClassifierArch) -> None:
+        """Build the layers that `arch` describes."""
         super().__init__()
         if arch.final_size < 1:
             raise ValueError(f"input_size {arch.input_size} is too small for {arch.widths}")
@@ -61,10 +62,14 @@ class ClassifierNet(nn.Module):
         self.convs = nn.Sequential(*(conv_block(a, b) for a, b in itertools.pairwise(widths)))
         flat = widths[-1] * arch.final_size**2
         self.fc = nn.Sequential(
-            nn.Flatten(), nn.Dropout(arch.dropout), nn.Linear(flat, arch.hidden),
+            nn.Flatten(),
+            nn.Dropout(arch.dropout),
+            nn.Linear(flat, arch.hidden),
             nn.ReLU(inplace=True),
         )
-        self.head = nn.Sequential(nn.Dropout(arch.dropout), nn.Linear(arch.hidden, arch.num_classes))
+        self.head = nn.Sequential(
+            nn.Dropout(arch.dropout), nn.Linear(arch.hidden, arch.num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalized float (N, C, S, S) -> (penultimate features (N, hidden), logits (N, K))."""
