@@ -164,3 +164,33 @@ def test_every_verb_has_help(capsys):
             main([verb, "--help"])
         assert exit_info.value.code == 0
         assert "usage: ganforge" in capsys.readouterr().out
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ganforge.training import checkpoint
+
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "ganforge.cli", "train", "configs/ring8.yaml", "--out",
+               str(run), "--set", "train.steps=1000000", "--set", "log.every=10",
+               "--set", "model.g_hidden=[16]", "--set", "model.d_hidden=[16]",
+               "--set", "train.batch_size=64", "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 60
+    metrics = run / "metrics.jsonl"
+    while time.monotonic() < deadline and not (metrics.exists() and metrics.stat().st_size):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Stopped at step" in out and "--resume" in out
+    step = checkpoint.load(checkpoint.resolve(run))[1]["step"]
+    assert step >= 10
+    assert main(["train", "--resume", str(run), "--set", f"train.steps={step + 5}",
+                 "--no-progress"]) == 0
+    assert checkpoint.load(checkpoint.resolve(run))[1]["step"] == step + 5

@@ -80,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma list of fid,kid,is,pr,dc,modes (default fid,kid,pr)")
     ev.add_argument("--features", default="inception",
                     help="inception, inception:PATH or classifier:PATH (default inception)")
-    ev.add_argument("--n", type=int, default=10000, help="samples per side (default 10000, "
-                    "the Lucic et al. 2018 protocol)")
+    ev.add_argument("--n", type=int, help="samples per side (default: the pinned protocol, "
+                    "10,000 images as Lucic et al. 2018, 2,500 points for 2D mixtures)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--json", dest="json_out", help="write the full result as JSON here")
     ev.add_argument("--no-progress", action="store_true")
@@ -182,6 +182,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from ganforge import config as configlib
     from ganforge.fileio import atomic_write_json
     from ganforge.metrics.evaluate import evaluate, fake_from_target, format_table
     from ganforge.training.loop import default_against
@@ -194,7 +195,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         loaded = load_generator(target)
         fake = make_fake_fn(loaded.G, loaded.kind)
-        against = against or default_against(loaded.meta["config"]["data"]["source"])
+        run_config = configlib.from_dict(loaded.meta["config"])
+        against = against or default_against(run_config.data)
     else:
         fake = fake_from_target(target)
     if not against:

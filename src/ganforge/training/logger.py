@@ -52,7 +52,8 @@ class RunLogger:
     ) -> None:
         self.file = open(metrics_path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self.bar = tqdm(
-            total=total, initial=start, disable=not progress, unit="step", dynamic_ncols=True
+            total=total, initial=start, unit="step", dynamic_ncols=True,
+            disable=None if progress else True,  # None: tqdm stays quiet when not on a terminal
         )
         self.writer = None
         if tb_dir is not None:

@@ -9,6 +9,7 @@ gradient-penalty interpolation); all of them are saved in checkpoints, so CPU re
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import time
@@ -20,7 +21,7 @@ import torch
 
 import ganforge
 from ganforge import config as configlib
-from ganforge.config import Config
+from ganforge.config import Config, DataConfig
 from ganforge.data import Dataset, build_dataset
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write_text
@@ -176,7 +177,7 @@ class Trainer:
         from ganforge.training.generator import make_fake_fn
 
         e = self.config.eval
-        against = e.against or default_against(self.config.data.source)
+        against = e.against or default_against(self.config.data)
         fake = make_fake_fn(self.task.G, self.dataset.kind, self.device)
         result = run_eval(
             fake, against=against, metrics=e.metrics, features=e.features, n=e.n,
@@ -300,9 +301,9 @@ def check_finite(stats: dict[str, torch.Tensor], step: int, last: Path | None) -
             )
 
 
-def default_against(source: str) -> str:
-    """Evaluation reference for a training source: its test split when it has one."""
-    return f"{source}:test" if source in ("fashion-mnist", "mnist") else source
+def default_against(data: DataConfig) -> DataConfig:
+    """Evaluation reference of a run: its own data (same size, channels) on the test split."""
+    return dataclasses.replace(data, split="test", limit=None, strict=False)
 
 
 def flat_scores(result: dict[str, Any]) -> dict[str, float]:

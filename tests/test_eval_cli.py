@@ -1,0 +1,76 @@
+"""`ganforge eval` on what `ganforge train` leaves: run dirs, with the run's own data protocol."""
+
+import json
+
+import pytest
+
+from ganforge.cli import main
+from ganforge.config import DataConfig
+from ganforge.data import build_dataset
+from ganforge.metrics.classifier import save_classifier, train_on_tensors
+
+SMALL_RUN = [
+    "--set", "data.limit=256", "--set", "data.resolution=16",
+    "--set", "model.g_width=8", "--set", "model.d_width=8", "--set", "model.z_dim=16",
+    "--set", "train.batch_size=32", "--set", "train.steps=4", "--no-progress",
+]
+
+
+@pytest.fixture(scope="module")
+def classifier_path(tmp_path_factory):
+    """A small classifier trained for one epoch on a Fashion-MNIST slice."""
+    train = build_dataset(DataConfig(source="fashion-mnist", limit=1000))
+    test = build_dataset(DataConfig(source="fashion-mnist", split="test", limit=200))
+    extractor = train_on_tensors(train.x, train.labels, test.x, test.labels, num_classes=10,
+                                 epochs=1, progress=False)
+    path = tmp_path_factory.mktemp("clf") / "fm.safetensors"
+    save_classifier(extractor, path)
+    return path
+
+
+def test_eval_of_a_run_uses_its_resolution_and_states_the_protocol(tmp_path, classifier_path,
+                                                                   capsys):
+    run = tmp_path / "run"
+    assert main(["train", "configs/fashion_mnist_dcgan.yaml", "--out", str(run), *SMALL_RUN]) == 0
+    out = tmp_path / "eval.json"
+    code = main(["eval", str(run), "--features", f"classifier:{classifier_path}", "--n", "300",
+                 "--metrics", "fid,kid,pr,dc,is,modes", "--json", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "FID" in printed and "protocol" in printed
+    result = json.loads(out.read_text())
+    for key in ("fid", "kid", "precision", "recall", "density", "coverage", "is",
+                "modes_covered"):
+        assert key in result, key
+    protocol = result["protocol"]
+    assert protocol["against"]["split"] == "test" and protocol["n_fake"] == 300
+    assert protocol["features"]["name"] == "classifier"
+    assert protocol["shape"] == [1, 16, 16]  # the run's resolution, not the source's 28
+    assert result["fid"] > 0
+
+
+def test_eval_real_vs_real_is_close_and_noise_is_far(tmp_path, classifier_path):
+    import numpy as np
+
+    noise = np.random.default_rng(0).integers(0, 256, (300, 28, 28, 1), dtype=np.uint8)
+    np.save(tmp_path / "noise.npy", noise)
+
+    def fid_of(target: str) -> float:
+        out = tmp_path / "r.json"
+        assert main(["eval", target, "--against", "fashion-mnist:test", "--features",
+                     f"classifier:{classifier_path}", "--n", "300", "--metrics", "fid",
+                     "--json", str(out), "--no-progress"]) == 0
+        return json.loads(out.read_text())["fid"]
+
+    real = fid_of("real:fashion-mnist:train")
+    assert real < fid_of(str(tmp_path / "noise.npy")) / 10
+
+
+def test_eval_ring8_modes_of_a_run(tmp_path, capsys):
+    run = tmp_path / "ring"
+    main(["train", "configs/ring8.yaml", "--out", str(run), "--set", "train.steps=3",
+          "--no-progress"])
+    assert main(["eval", str(run), "--metrics", "modes", "--json", str(tmp_path / "m.json"),
+                 "--no-progress"]) == 0
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert result["modes_total"] == 8 and result["protocol"]["n_fake"] == 2500
