@@ -153,7 +153,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if loaded.kind != "image":
             from ganforge.report.scatter import plot_points
 
-            plot_points(x, x[:0], out, title=f"{args.n} samples, step {loaded.step}")
+            plot_points(x, None, out, title=f"{args.n} samples, step {loaded.step}")
         else:
             save_grid(x, out)
     else:

@@ -9,10 +9,13 @@ import torch
 from ganforge.report.figures import plt, save_figure
 
 
-def plot_points(fake: torch.Tensor, real: torch.Tensor, path: Path, title: str = "") -> Path:
-    """Scatter real (grey) and generated (blue) 2D points with equal axes."""
+def plot_points(
+    fake: torch.Tensor, real: torch.Tensor | None, path: Path, title: str = ""
+) -> Path:
+    """Scatter generated (blue) 2D points, over real ones (grey) when given, equal axes."""
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(real[:, 0], real[:, 1], s=4, c="0.7", label="real")
+    if real is not None:
+        ax.scatter(real[:, 0], real[:, 1], s=4, c="0.7", label="real")
     ax.scatter(fake[:, 0], fake[:, 1], s=6, c="tab:blue", label="generated")
     ax.set_aspect("equal")
     ax.legend(loc="upper right")
