@@ -75,7 +75,7 @@ def toy_file(toy, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def test_images() -> torch.Tensor:
+def held_out_images() -> torch.Tensor:
     """Held-out synthetic images (labels dropped)."""
     return patterns(25, seed=3)[0]
 
@@ -86,8 +86,8 @@ def test_learns_synthetic_classes_well_above_chance(toy):
     assert clf.accuracy(toy, x, y) > 0.9  # chance is 0.25
 
 
-def test_extractor_contract(toy, test_images):
-    features, logits = toy(test_images)
+def test_extractor_contract(toy, held_out_images):
+    features, logits = toy(held_out_images)
     assert toy.name == "classifier"
     assert toy.num_classes == 4 and toy.class_names == CLASSES
     assert features.shape == (100, toy.feature_dim) and logits.shape == (100, 4)
@@ -96,9 +96,9 @@ def test_extractor_contract(toy, test_images):
     assert not toy.net.training
 
 
-def test_save_load_round_trip_gives_identical_outputs(toy, toy_file, test_images):
+def test_save_load_round_trip_gives_identical_outputs(toy, toy_file, held_out_images):
     loaded = clf.load_classifier(toy_file)
-    before, after = toy(test_images), loaded(test_images)
+    before, after = toy(held_out_images), loaded(held_out_images)
     assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])
     assert loaded.meta == json.loads(json.dumps(toy.meta))
     assert loaded.description == toy.description
@@ -125,9 +125,9 @@ def test_file_is_safetensors_with_json_metadata(toy_file):
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 7, 16, 33, 100])
-def test_features_independent_of_batch_size(toy, test_images, batch_size):
-    whole = toy(test_images)
-    batched = extract(toy, test_images, batch_size=batch_size)
+def test_features_independent_of_batch_size(toy, held_out_images, batch_size):
+    whole = toy(held_out_images)
+    batched = extract(toy, held_out_images, batch_size=batch_size)
     assert torch.equal(whole[0], batched[0]) and torch.equal(whole[1], batched[1])
 
 
@@ -149,17 +149,17 @@ def test_training_leaves_global_rng_alone():
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_gray_tiled_to_rgb_gives_the_same_features(toy, test_images):
-    gray = toy(test_images)[0]
-    rgb = toy(test_images.expand(-1, 3, -1, -1).contiguous())[0]
+def test_gray_tiled_to_rgb_gives_the_same_features(toy, held_out_images):
+    gray = toy(held_out_images)[0]
+    rgb = toy(held_out_images.expand(-1, 3, -1, -1).contiguous())[0]
     assert torch.equal(gray, rgb)  # luma of equal channels is the gray value itself
 
 
-def test_other_sizes_are_resized(toy, test_images):
-    big = test_images.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # 56x56
+def test_other_sizes_are_resized(toy, held_out_images):
+    big = held_out_images.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # 56x56
     features, logits = toy(big)
     assert features.shape == (100, toy.feature_dim)
-    agree = (logits.argmax(1) == toy(test_images)[1].argmax(1)).double().mean()
+    agree = (logits.argmax(1) == toy(held_out_images)[1].argmax(1)).double().mean()
     assert agree > 0.9
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import warnings
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from ganforge.data.paths import user_cache_dir
 from ganforge.fileio import atomic_write_bytes, atomic_write_json, file_digest
 from ganforge.metrics.fid import feature_stats
 
@@ -42,9 +42,8 @@ class RefStats:
 
 
 def default_cache_dir() -> Path:
-    """$XDG_CACHE_HOME/ganforge/refstats, or ~/.cache/ganforge/refstats."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "ganforge" / "refstats"
+    """refstats/ inside ganforge's cache folder ($XDG_CACHE_HOME/ganforge or ~/.cache/ganforge)."""
+    return user_cache_dir() / "refstats"
 
 
 def tensor_digest(x: torch.Tensor) -> str:

@@ -307,18 +307,12 @@ def default_against(data: DataConfig) -> DataConfig:
 
 
 def flat_scores(result: dict[str, Any]) -> dict[str, float]:
-    """Numbers of an evaluation result (nested dicts flattened with '_'), protocol left out."""
-    scores: dict[str, float] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                walk(f"{prefix}_{key}" if prefix else key, inner)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            scores[prefix] = float(value)
-
-    walk("", {k: v for k, v in result.items() if k != "protocol"})
-    return scores
+    """The numbers of an evaluation result (evaluate() returns them flat beside 'protocol')."""
+    return {
+        key: float(value)
+        for key, value in result.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
 
 
 def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> None:
