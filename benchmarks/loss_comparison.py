@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from ganforge import config as configlib
-from ganforge.config import LOSS_NAMES
+from ganforge.losses import LOSSES
 from ganforge.metrics.evaluate import evaluate
-from ganforge.training.generator import load_generator, make_fake_fn
+from ganforge.training.generator import load_run
 from ganforge.training.loop import default_against, train
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--losses", default=",".join(LOSS_NAMES))
+    parser.add_argument("--losses", default=",".join(tuple(LOSSES)))
     parser.add_argument("--root", default="runs/loss_comparison")
     args = parser.parse_args()
     rows = []
@@ -45,8 +45,8 @@ def main() -> None:
         start = time.perf_counter()
         train(config, Path(args.root) / loss, overwrite=True, progress=False)
         seconds = time.perf_counter() - start
-        loaded = load_generator(Path(args.root) / loss)
-        result = evaluate(make_fake_fn(loaded.G, loaded.kind), default_against(config.data),
+        loaded = load_run(Path(args.root) / loss)
+        result = evaluate(loaded.sampler.eval_fn(), default_against(config.data),
                           ["fid", "kid", "pr"], f"classifier:{args.classifier}", n=args.n,
                           progress=False)
         rows.append({"loss": loss, "train_s": seconds, **{k: v for k, v in result.items()

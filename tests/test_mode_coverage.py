@@ -8,7 +8,7 @@ import pytest
 
 from ganforge import config as configlib
 from ganforge.metrics.evaluate import evaluate
-from ganforge.training.generator import load_generator, make_fake_fn
+from ganforge.training.generator import load_run
 from ganforge.training.loop import train
 
 
@@ -16,8 +16,8 @@ from ganforge.training.loop import train
 def test_mlp_gan_covers_ring8(tmp_path):
     config = configlib.load("configs/ring8.yaml", ["log.progress=false"])
     train(config, tmp_path / "ring8", progress=False)
-    loaded = load_generator(tmp_path / "ring8")
-    result = evaluate(make_fake_fn(loaded.G, loaded.kind), against="ring8", metrics=["modes"],
+    loaded = load_run(tmp_path / "ring8")
+    result = evaluate(loaded.sampler.eval_fn(), against="ring8", metrics=["modes"],
                       progress=False)
     assert result["protocol"]["n_fake"] == 2500
     assert result["modes_covered"] >= 7, result

@@ -147,9 +147,9 @@ def test_divergence_stops_with_step_and_keeps_last_good_checkpoint(tmp_path, mon
     original = unconditional.UnconditionalTask.g_step
     calls = {"n": 0}
 
-    def poisoned(self, batch_size):
+    def poisoned(self, batch):
         calls["n"] += 1
-        stats = original(self, batch_size)
+        stats = original(self, batch)
         if calls["n"] == 7:
             stats["g_loss"] = torch.tensor(float("nan"))
         return stats
@@ -187,9 +187,9 @@ def test_evaluation_during_training_logs_and_keeps_best(tmp_path):
     assert best["best"]["step"] == best_step
     tensors, meta = checkpoint.load(tmp_path / "run" / "checkpoints" / "best.json")
     assert "G.net.0.weight" in tensors and meta["tensors_file"] == "best.safetensors"
-    from ganforge.training.generator import load_generator
+    from ganforge.training.generator import load_run
 
-    assert load_generator(tmp_path / "run" / "checkpoints" / "best.json").step == best["step"]
+    assert load_run(tmp_path / "run" / "checkpoints" / "best.json").step == best["step"]
 
 
 def test_resume_after_a_crash_continues_the_lr_schedule_exactly(tmp_path):

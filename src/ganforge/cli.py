@@ -20,7 +20,9 @@ EXAMPLES = {
   ganforge train --resume runs/fm --set train.steps=4000""",
     "sample": """examples:
   ganforge sample runs/fm -n 64 --out grid.png
-  ganforge sample runs/fm/checkpoints/step-00002000.safetensors -n 10000 --out fake.npy""",
+  ganforge sample runs/fm/checkpoints/step-00002000.safetensors -n 10000 --out fake.npy
+  ganforge sample runs/cgan -n 8 --class all --out classes.png     # one row per class
+  ganforge sample runs/cgan -n 16 --class Sandal,Bag --out bags.png  # 16 of each""",
     "eval": """examples:
   ganforge eval runs/fm --against fashion-mnist:test --features classifier:fm.safetensors
   ganforge eval real:fashion-mnist:train --against fashion-mnist:test --metrics fid,kid,pr
@@ -63,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, help="FILE.png or FILE.npy")
     sample.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     sample.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
+    sample.add_argument("--class", dest="classes", metavar="CLASSES",
+                        help="conditional runs: a class name or index, a comma list, or 'all' "
+                        "(-n samples of each, one grid row per class; .npy also writes "
+                        "FILE.labels.npy)")
 
     verbs.add_parser("datasets", help="list data sources and whether they are available here")
 
@@ -82,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="inception, inception:PATH or classifier:PATH (default inception)")
     ev.add_argument("--n", type=int, help="samples per side (default: the pinned protocol, "
                     "10,000 images as Lucic et al. 2018, 2,500 points for 2D mixtures)")
+    ev.add_argument("--labels", choices=("uniform", "data"), default="uniform",
+                    help="conditional runs: classes of the samples, balanced (uniform, "
+                    "default) or at the training data's class frequencies")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--json", dest="json_out", help="write the full result as JSON here")
     ev.add_argument("--no-progress", action="store_true")
@@ -133,40 +142,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import numpy as np
+    from ganforge.training.generator import sample_to_file
 
-    from ganforge.data.dataset import to_data_scale
-    from ganforge.fileio import atomic_write
-    from ganforge.images import save_grid
-    from ganforge.training.generator import generate, load_generator
-
-    out = Path(args.out)
-    if out.suffix not in (".png", ".npy"):
-        raise GanforgeError(f"--out must end in .png (a grid) or .npy (raw samples); got '{out}'.")
-    if out.exists() and not args.overwrite:
-        raise GanforgeError(f"'{out}' exists. Pick another --out or pass --overwrite.")
-    if args.n < 1:
-        raise GanforgeError("-n must be at least 1.")
-    loaded = load_generator(args.target)
-    x = generate(loaded.G, args.n, args.seed)
-    if out.suffix == ".png":
-        if loaded.kind != "image":
-            from ganforge.report.scatter import plot_points
-
-            plot_points(x, None, out, title=f"{args.n} samples, step {loaded.step}")
-        else:
-            save_grid(x, out)
-    else:
-        data = to_data_scale(x, loaded.kind)
-        if loaded.kind == "image":
-            data = data.permute(0, 2, 3, 1)
-        array = data.numpy().astype(np.float32)
-        def write_npy(tmp: Path) -> None:
-            with open(tmp, "wb") as handle:  # a path would get '.npy' appended by numpy
-                np.save(handle, array)
-
-        atomic_write(out, write_npy)
-    print(f"Wrote {args.n} samples from step {loaded.step} to {out}")
+    loaded, drawn, written = sample_to_file(
+        args.target, args.n, args.seed, args.out, request={"class": args.classes},
+        overwrite=args.overwrite,
+    )
+    files = " and ".join(str(p) for p in written)
+    print(f"Wrote {len(drawn.x)} samples from step {loaded.step} to {files}")
     return 0
 
 
@@ -176,13 +159,11 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     for info in list_sources():
         mark = "yes" if info.available else "no "
         print(f"  [{mark}] {info.name:<14} {info.description}")
-        if info.where:
-            print(f"        {info.where}")
+        print(f"        {info.labels}" + (f"; {info.where}" if info.where else ""))
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ganforge import config as configlib
     from ganforge.fileio import atomic_write_json
     from ganforge.metrics.evaluate import evaluate, fake_from_target, format_table
     from ganforge.training.loop import default_against
@@ -190,21 +171,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     target = args.target
     against = args.against
+    common = {
+        "metrics": metrics, "features": args.features, "n": args.n, "seed": args.seed,
+        "progress": not args.no_progress,
+    }
     if _is_run(target):
-        from ganforge.training.generator import load_generator, make_fake_fn
+        from ganforge.training.evaluation import evaluate_sampler
+        from ganforge.training.generator import load_run
 
-        loaded = load_generator(target)
-        fake = make_fake_fn(loaded.G, loaded.kind)
-        run_config = configlib.from_dict(loaded.meta["config"])
-        against = against or default_against(run_config.data)
+        loaded = load_run(target)
+        against = against or default_against(loaded.config.data)
+        result = evaluate_sampler(
+            loaded.sampler, loaded.config.data, against=against, labels=args.labels, **common
+        )
     else:
-        fake = fake_from_target(target)
-    if not against:
-        raise GanforgeError("Give --against SOURCE[:split], e.g. --against fashion-mnist:test.")
-    result = evaluate(
-        fake, against=against, metrics=metrics, features=args.features, n=args.n,
-        seed=args.seed, progress=not args.no_progress,
-    )
+        if not against:
+            raise GanforgeError(
+                "Give --against SOURCE[:split], e.g. --against fashion-mnist:test."
+            )
+        result = evaluate(fake_from_target(target), against=against, **common)
     print(format_table(result))
     if args.json_out:
         atomic_write_json(args.json_out, result)
@@ -221,7 +206,7 @@ def _is_run(target: str) -> bool:
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
-    from ganforge.metrics.classifier import train_classifier
+    from ganforge.training.classifier import train_classifier
 
     kwargs = {"data_dir": args.data_dir, "seed": args.seed}
     if args.epochs is not None:

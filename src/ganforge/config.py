@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,7 +21,23 @@ import yaml
 
 from ganforge.errors import GanforgeError
 
-LOSS_NAMES = ("minimax", "non-saturating", "lsgan", "wgan", "wgan-gp", "hinge")
+
+def _registered(module: str, name: str) -> Callable[[], tuple]:
+    """Choices read from a registry at validation time (the registries import this module)."""
+
+    def choices() -> tuple:
+        return tuple(getattr(importlib.import_module(module), name))
+
+    return choices
+
+
+@dataclass
+class TaskConfig:
+    """Which kind of GAN to train: one module in ganforge.tasks (unconditional, conditional)."""
+
+    name: str = "unconditional"
+
+    CHOICES: ClassVar[dict[str, Any]] = {"name": _registered("ganforge.tasks", "TASKS")}
 
 
 @dataclass
@@ -51,9 +69,11 @@ class ModelConfig:
     g_norm: str = "batch"
     d_norm: str = "auto"
     out_act: str = "auto"
+    condition: str = "concat"
 
-    CHOICES: ClassVar[dict[str, tuple]] = {
-        "arch": ("mlp", "dcgan"),
+    CHOICES: ClassVar[dict[str, Any]] = {
+        "arch": _registered("ganforge.nets", "ARCHS"),
+        "condition": _registered("ganforge.nets", "CONDITIONS"),
         "g_norm": ("batch", "none"),
         "d_norm": ("auto", "batch", "layer", "none"),
         "out_act": ("auto", "tanh", "none"),
@@ -67,8 +87,9 @@ class LossConfig:
     name: str = "non-saturating"
     gp_weight: float | None = None
     clip: float | None = None
+    class_weight: float = 1.0
 
-    CHOICES: ClassVar[dict[str, tuple]] = {"name": LOSS_NAMES}
+    CHOICES: ClassVar[dict[str, Any]] = {"name": _registered("ganforge.losses", "LOSSES")}
 
 
 @dataclass
@@ -112,6 +133,9 @@ class EvalConfig:
     n: int = 10000
     against: str | None = None
     primary: str = "fid"
+    labels: str = "uniform"
+
+    CHOICES: ClassVar[dict[str, tuple]] = {"labels": ("uniform", "data")}
 
 
 @dataclass
@@ -127,6 +151,7 @@ class LogConfig:
 class Config:
     """The whole config tree of one run."""
 
+    task: TaskConfig = field(default_factory=TaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -203,6 +228,7 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
 
 def _check_choices(section_name: str, section: Any) -> None:
     for name, choices in getattr(section, "CHOICES", {}).items():
+        choices = choices() if callable(choices) else choices
         value = getattr(section, name)
         if value not in choices:
             shown = ", ".join("null" if c is None else str(c) for c in choices)

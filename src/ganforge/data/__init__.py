@@ -5,12 +5,13 @@ grid25 (PacGAN 2D mixtures), folder:PATH (image folders), npz:PATH / npy:PATH (a
 Images come back as uint8 (N, C, H, W), vectors as float32 (N, D); see data/dataset.py.
 """
 
-from ganforge.data.dataset import Dataset, to_data_scale
+from ganforge.data.dataset import DataInfo, Dataset, to_data_scale
 from ganforge.data.mixtures import MIXTURES, Mixture
 from ganforge.data.registry import SourceInfo, build_dataset, list_sources
 
 __all__ = [
     "MIXTURES",
+    "DataInfo",
     "Dataset",
     "Mixture",
     "SourceInfo",

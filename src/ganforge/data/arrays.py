@@ -123,10 +123,17 @@ def load_array(kind: str, path: Path, source: str) -> Dataset:
     is_image = x.ndim >= 3
     data = to_images(x, path) if is_image else to_vectors(x, path)
     labels, num_classes = to_labels(y, len(x), path) if y is not None else (None, None)
+    note = None
+    if labels is None:
+        note = (
+            f"'{path}' holds no labels: save them beside the examples in an npz, "
+            "np.savez(path, x=examples, y=labels), and use npz:PATH"
+        )
     return Dataset(
         x=data,
         labels=labels,
         name=source,
         kind="image" if is_image else "vector",
         num_classes=num_classes,
+        label_note=note,
     )

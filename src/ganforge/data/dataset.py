@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from ganforge.images import from_uint8
+
+# what each batch field holds and which sources provide it (for errors naming the fix)
+FIELD_HELP = {
+    "x": "the examples",
+    "y": (
+        "class labels: fashion-mnist, mnist, ring8, grid25, folder:PATH with one subfolder "
+        "per class (at least two), or npz:PATH with a y array"
+    ),
+}
 
 
 @dataclass
@@ -22,6 +32,7 @@ class Dataset:
     kind: str  # "image" or "vector"
     num_classes: int | None = None
     class_names: list[str] | None = None
+    label_note: str | None = None  # why there are no labels and how to add them, if none
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -30,6 +41,23 @@ class Dataset:
     def shape(self) -> tuple[int, ...]:
         """Shape of one example: (C, H, W) or (D,)."""
         return tuple(self.x.shape[1:])
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The batch fields this source can fill: x always, y when it has class labels."""
+        return ("x", "y") if self.labels is not None else ("x",)
+
+    def info(self) -> DataInfo:
+        """What a task needs to know about the data (no examples): kept with checkpoints."""
+        counts = None
+        if self.labels is not None and self.num_classes:
+            counts = torch.bincount(self.labels, minlength=self.num_classes).tolist()
+        names = self.class_names
+        if names is None and self.num_classes:
+            names = [str(k) for k in range(self.num_classes)]
+        return DataInfo(
+            self.name, self.kind, self.shape, self.fields, self.num_classes, names, counts
+        )
 
     def to_model(self, x: torch.Tensor) -> torch.Tensor:
         """A batch of stored examples in model scale: images in [-1, 1], vectors as they are."""
@@ -41,3 +69,41 @@ def to_data_scale(x: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "image":
         return x.detach().float().clamp(-1, 1).add(1).div(2)
     return x.detach().float()
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """A dataset described without its examples: what tasks and samplers are built from."""
+
+    name: str
+    kind: str  # "image" or "vector"
+    shape: tuple[int, ...]
+    fields: tuple[str, ...]
+    num_classes: int | None = None
+    class_names: list[str] | None = None
+    class_counts: list[int] | None = None  # training examples per class
+
+    def to_meta(self) -> dict[str, Any]:
+        """Plain values for a checkpoint's JSON metadata."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "shape": list(self.shape),
+            "fields": list(self.fields),
+            "num_classes": self.num_classes,
+            "class_names": self.class_names,
+            "class_counts": self.class_counts,
+        }
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> DataInfo:
+        """Inverse of to_meta; checkpoints written before fields existed had x only."""
+        return cls(
+            name=meta["name"],
+            kind=meta["kind"],
+            shape=tuple(meta["shape"]),
+            fields=tuple(meta.get("fields", ("x",))),
+            num_classes=meta.get("num_classes"),
+            class_names=meta.get("class_names"),
+            class_counts=meta.get("class_counts"),
+        )

@@ -84,6 +84,22 @@ def class_layout(root: Path, files: list[Path]) -> tuple[list[int], list[str]] |
     return [index[p[0]] for p in parts], names
 
 
+def why_unlabelled(root: Path, files: list[Path]) -> str:
+    """Why a folder gives no class labels, and how to lay it out so that it does."""
+    parts = [f.relative_to(root).parts for f in files]
+    elsewhere = [Path(*p).as_posix() for p in parts if len(p) != 2]
+    layout = f"{root}/CLASS_NAME/IMAGE.png, one subfolder per class"
+    if elsewhere:
+        return (
+            f"{len(elsewhere)} of its {len(files)} images do not sit in a direct subfolder "
+            f"(e.g. '{elsewhere[0]}'); class labels need the layout {layout}"
+        )
+    return (
+        f"all its images sit in the single subfolder '{parts[0][0]}', so there is one class; "
+        f"a class-conditional GAN needs at least two: {layout}"
+    )
+
+
 def cache_key(root: Path, files: list[Path], resolution: int, cfg: DataConfig) -> str:
     """Hash of everything the decoded tensor depends on (paths, sizes, mtimes, settings)."""
     listing = []
@@ -273,4 +289,5 @@ def load_folder(root: Path, cfg: DataConfig) -> Dataset:
         kind="image",
         num_classes=len(names) if names else None,
         class_names=names,
+        label_note=None if names else why_unlabelled(root, files),
     )

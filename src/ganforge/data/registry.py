@@ -9,6 +9,7 @@ resolution apply to images only; vector sources ignore them.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,15 @@ class SourceInfo:
     description: str
     available: bool
     where: str
+    labels: str  # whether it gives class labels (needed by task.name=conditional)
 
+
+# what each path form says about class labels, for `ganforge datasets`
+PATH_LABELS = {
+    "folder": "labels: one subfolder per class (at least two)",
+    "npz": "labels: a y (or labels) array of class indices",
+    "npy": "labels: none (use npz for labelled data)",
+}
 
 PATH_FORMS: dict[str, tuple[str, Callable[[str, DataConfig], Dataset]]] = {
     "folder": (
@@ -98,7 +107,7 @@ def finish(data: Dataset, cfg: DataConfig) -> Dataset:
     x = x.contiguous()
     if x is data.x and labels is data.labels:
         return data
-    return Dataset(x, labels, data.name, data.kind, data.num_classes, data.class_names)
+    return dataclasses.replace(data, x=x, labels=labels)
 
 
 def build_dataset(cfg: DataConfig) -> Dataset:
@@ -111,9 +120,13 @@ def list_sources(cfg: DataConfig | None = None) -> list[SourceInfo]:
     infos = []
     for spec in IDX_SOURCES.values():
         found, text = where(spec, cfg)
-        infos.append(SourceInfo(spec.name, spec.description, found, text))
+        labels = f"labels: {len(spec.class_names)} classes"
+        infos.append(SourceInfo(spec.name, spec.description, found, text, labels))
     for mixture in MIXTURES.values():
-        infos.append(SourceInfo(mixture.name, mixture.description, True, "generated, no files"))
+        labels = f"labels: the mode index ({len(mixture.centers)} classes)"
+        infos.append(
+            SourceInfo(mixture.name, mixture.description, True, "generated, no files", labels)
+        )
     for form, (description, _) in PATH_FORMS.items():
-        infos.append(SourceInfo(f"{form}:PATH", description, True, ""))
+        infos.append(SourceInfo(f"{form}:PATH", description, True, "", PATH_LABELS[form]))
     return infos

@@ -17,6 +17,7 @@ from ganforge.nets.init import dcgan_init_
 from ganforge.nets.layers import norm_2d, out_activation
 
 RESOLUTIONS = (16, 28, 32, 64, 128, 256)
+INIT_STD = 0.02  # weights ~ N(0, 0.02), norm scales ~ N(1, 0.02) (Radford et al. 2016)
 
 
 def plan(resolution: int) -> tuple[int, int]:
@@ -63,6 +64,8 @@ def _down(c_in: int, c_out: int, norm: str) -> list[nn.Module]:
 class DCGANGenerator(nn.Module):
     """z -> ConvTranspose to base x base -> x2 levels (BN, ReLU) -> ConvTranspose to image."""
 
+    init_std: float = INIT_STD  # DCGAN init; layers added around this net follow it
+
     def __init__(self, z_dim: int, channels: int, resolution: int, width: int, out_act: str):
         super().__init__()
         self.z_dim = z_dim
@@ -74,7 +77,7 @@ class DCGANGenerator(nn.Module):
             layers += _up(c_in, c_out)
         layers += [nn.ConvTranspose2d(chs[-1], channels, 4, 2, 1), out_activation(out_act)]
         self.net = nn.Sequential(*layers)
-        dcgan_init_(self)
+        dcgan_init_(self, self.init_std)
 
     def forward(self, z: Tensor) -> Tensor:
         """(N, z_dim) noise -> (N, C, R, R) images."""
@@ -83,6 +86,8 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     """Image -> /2 conv levels (no norm on the first) down to base x base -> linear score."""
+
+    init_std: float = INIT_STD  # DCGAN init; layers added around this net follow it
 
     def __init__(self, channels: int, resolution: int, width: int, d_norm: str):
         super().__init__()
@@ -93,11 +98,16 @@ class DCGANDiscriminator(nn.Module):
             layers += _down(c_in, c_out, d_norm)
         self.body = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Linear(chs[-1] * base * base, 1)  # = the paper's base x base conv to 1
-        dcgan_init_(self)
+        dcgan_init_(self, self.init_std)
 
     def features(self, x: Tensor) -> Tensor:
         """(N, C, R, R) -> (N, F) flattened base-level features, F = channels * base^2."""
         return self.body(x)
+
+    @property
+    def feature_dim(self) -> int:
+        """F, the width of features(x) that the linear head reads."""
+        return self.head.in_features
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, R, R) -> (N,) raw scores (logits)."""

@@ -37,6 +37,8 @@ class MLPGenerator(nn.Module):
     to data_shape.
     """
 
+    init_std: float | None = None  # PyTorch default init; layers added around it use defaults
+
     def __init__(
         self, z_dim: int, hidden: list[int], data_shape: tuple[int, ...], out_act: str,
         g_norm: str = "batch",
@@ -60,6 +62,8 @@ class MLPDiscriminator(nn.Module):
     ("batch", "layer" or "none") on every later one.
     """
 
+    init_std: float | None = None  # PyTorch default init; layers added around it use defaults
+
     def __init__(self, data_shape: tuple[int, ...], hidden: list[int], d_norm: str) -> None:
         super().__init__()
         layers, width = hidden_stack(math.prod(data_shape), hidden, d_norm)
@@ -69,6 +73,11 @@ class MLPDiscriminator(nn.Module):
     def features(self, x: Tensor) -> Tensor:
         """(N, *data_shape) -> (N, F) penultimate features, F = last hidden width."""
         return self.body(x)
+
+    @property
+    def feature_dim(self) -> int:
+        """F, the width of features(x) that the linear head reads."""
+        return self.head.in_features
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, *data_shape) -> (N,) raw scores (logits)."""

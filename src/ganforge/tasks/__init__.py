@@ -1,5 +1,54 @@
-"""Kinds of GAN training: what one D step and one G step mean (see DESIGN.md `tasks/`)."""
+"""Kinds of GAN: one module each, found by name (`task.name`) in the registry below.
 
-from ganforge.tasks.unconditional import Hyper, UnconditionalTask, resolve_hyper
+Adding a kind of GAN is one module and one `register` call (from any module, a plugin or a
+test); config validation, the training loop, checkpoints, `ganforge sample` and `ganforge eval`
+find it here and never name a task themselves.
+"""
 
-__all__ = ["Hyper", "UnconditionalTask", "resolve_hyper"]
+from __future__ import annotations
+
+import difflib
+
+from ganforge.errors import GanforgeError
+from ganforge.tasks.base import Hyper, Task, resolve_hyper
+from ganforge.tasks.conditional import ConditionalTask
+from ganforge.tasks.sampling import Drawn, Sampler
+from ganforge.tasks.unconditional import UnconditionalTask
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register(task: type[Task]) -> type[Task]:
+    """Add a task class under its `name` (usable as a class decorator); returns it."""
+    if not task.name:
+        raise ValueError(f"{task.__name__} needs a class attribute `name`")
+    TASKS[task.name] = task
+    return task
+
+
+def get(name: str) -> type[Task]:
+    """The task class registered as `name`, or an error listing the registered ones."""
+    if name in TASKS:
+        return TASKS[name]
+    close = difflib.get_close_matches(name, list(TASKS), n=1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise GanforgeError(
+        f"Unknown task '{name}'; registered tasks: {', '.join(TASKS)}.{hint} Set task.name."
+    )
+
+
+register(UnconditionalTask)
+register(ConditionalTask)
+
+__all__ = [
+    "TASKS",
+    "ConditionalTask",
+    "Drawn",
+    "Hyper",
+    "Sampler",
+    "Task",
+    "UnconditionalTask",
+    "get",
+    "register",
+    "resolve_hyper",
+]

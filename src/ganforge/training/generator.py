@@ -1,71 +1,115 @@
-"""Use a trained generator: rebuild it from a checkpoint (no data, no pickle) and sample it."""
+"""Use a trained generator: rebuild its task's sampler from a checkpoint (no data, no pickle),
+draw samples and write them as a PNG grid or .npy arrays."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from torch import nn
 
 from ganforge import config as configlib
-from ganforge import nets
-from ganforge.data.dataset import to_data_scale
-from ganforge.images import to_uint8
-from ganforge.tasks import resolve_hyper
+from ganforge import tasks
+from ganforge.config import Config
+from ganforge.data.dataset import DataInfo, to_data_scale
+from ganforge.errors import GanforgeError
+from ganforge.fileio import atomic_write
+from ganforge.images import save_grid
+from ganforge.tasks.sampling import Drawn, Sampler
 from ganforge.training import checkpoint
 
 
 @dataclass
-class LoadedGenerator:
-    """A generator in eval mode with what is known about the data it imitates."""
+class LoadedRun:
+    """A checkpoint's sampler with what is known about the run that made it."""
 
-    G: nn.Module
-    kind: str  # "image" or "vector"
-    shape: tuple[int, ...]
+    sampler: Sampler
+    config: Config
     step: int
     checkpoint: Path
     meta: dict[str, Any]
 
+    @property
+    def kind(self) -> str:
+        """'image' or 'vector'."""
+        return self.sampler.kind
 
-def load_generator(target: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
-    """G of a run directory's newest checkpoint, or of a given checkpoint file."""
+
+def group_states(tensors: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """Flat checkpoint tensors 'NAME.key' -> {NAME: state_dict} (what tasks load from)."""
+    states: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        name, _, rest = key.partition(".")
+        states.setdefault(name, {})[rest] = value
+    return states
+
+
+def load_run(target: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
+    """The sampler of a run directory's newest checkpoint, or of a given checkpoint file."""
     json_path = checkpoint.resolve(target)
     tensors, meta = checkpoint.load(json_path)
     config = configlib.from_dict(meta["config"])
-    kind, shape = meta["data"]["kind"], tuple(meta["data"]["shape"])
-    hyper = resolve_hyper(config, kind)
-    generator, _ = nets.build_nets(config.model, shape, d_norm=hyper.d_norm, out_act=hyper.out_act)
-    generator.load_state_dict(checkpoint.module_state(tensors, "G"))
-    generator.to(device).eval()
-    return LoadedGenerator(generator, kind, shape, int(meta["step"]), json_path, meta)
+    info = DataInfo.from_meta(meta["data"])
+    task = tasks.get(meta.get("task", config.task.name))
+    with torch.random.fork_rng(devices=[]):  # building nets draws init weights: leave no trace
+        sampler = task.load_sampler(config, info, group_states(tensors), device)
+    return LoadedRun(sampler, config, int(meta["step"]), json_path, meta)
 
 
-@torch.no_grad()
-def generate(
-    G: nn.Module, n: int, seed: int, device: torch.device | str = "cpu", batch_size: int = 500
-) -> torch.Tensor:
-    """n model-scale samples from noise seeded by `seed` (independent of batch_size)."""
-    noise = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, G.z_dim, generator=noise)
-    was_training = G.training
-    G.eval()
-    try:
-        parts = [G(z[i : i + batch_size].to(device)).cpu() for i in range(0, n, batch_size)]
-    finally:
-        G.train(was_training)
-    return torch.cat(parts) if parts else torch.empty(0)
+def write_npy(path: Path, array: np.ndarray) -> Path:
+    """Save one array atomically as .npy."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a path would get '.npy' appended by numpy
+            np.save(handle, array)
+
+    return atomic_write(path, write)
 
 
-def make_fake_fn(
-    G: nn.Module, kind: str, device: torch.device | str = "cpu"
-) -> Callable[[int, int], torch.Tensor]:
-    """fake(n, seed) -> samples in the data's scale at the metric edge (uint8 images, points)."""
+def labels_path(out: Path) -> Path:
+    """Where the labels of FILE.npy go: FILE.labels.npy beside it."""
+    return out.with_name(f"{out.stem}.labels.npy")
 
-    def fake(n: int, seed: int) -> torch.Tensor:
-        x = generate(G, n, seed, device)
-        return to_uint8(x) if kind == "image" else to_data_scale(x, kind)
 
-    return fake
+def write_samples(
+    loaded: LoadedRun, drawn: Drawn, out: Path, title: str
+) -> list[Path]:
+    """Write drawn samples as a PNG grid or .npy (+ .labels.npy); returns the files written."""
+    x, kind = drawn.x, loaded.kind
+    if out.suffix == ".png":
+        if kind != "image":
+            from ganforge.report.scatter import plot_points
+
+            return [plot_points(x, None, out, title=title)]
+        return [save_grid(x, out, nrow=drawn.nrow)]
+    data = to_data_scale(x, kind)
+    if kind == "image":
+        data = data.permute(0, 2, 3, 1)
+    written = [write_npy(out, data.numpy().astype(np.float32))]
+    if drawn.labels is not None:
+        written.append(write_npy(labels_path(out), drawn.labels.numpy().astype(np.int64)))
+    return written
+
+
+def sample_to_file(
+    target: str | Path, n: int, seed: int, out: str | Path, *, request: dict[str, Any] | None,
+    overwrite: bool = False, device: str | torch.device = "cpu",
+) -> tuple[LoadedRun, Drawn, list[Path]]:
+    """`ganforge sample`: checks the output, draws from the run, writes the file(s)."""
+    out = Path(out)
+    if out.suffix not in (".png", ".npy"):
+        raise GanforgeError(f"--out must end in .png (a grid) or .npy (raw samples); got '{out}'.")
+    if n < 1:
+        raise GanforgeError("-n must be at least 1.")
+    targets = [out] + ([labels_path(out)] if out.suffix == ".npy" else [])
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not overwrite:
+        raise GanforgeError(
+            f"'{existing[0]}' exists. Pick another --out or pass --overwrite."
+        )
+    loaded = load_run(target, device)
+    drawn = loaded.sampler.draw(n, seed, request)
+    written = write_samples(loaded, drawn, out, f"{len(drawn.x)} samples, step {loaded.step}")
+    return loaded, drawn, written

@@ -21,13 +21,14 @@ import torch
 
 import ganforge
 from ganforge import config as configlib
+from ganforge import tasks
 from ganforge.config import Config, DataConfig
 from ganforge.data import Dataset, build_dataset
+from ganforge.data.dataset import FIELD_HELP
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write_text
 from ganforge.images import save_grid
 from ganforge.report.plots import plot_losses
-from ganforge.tasks import UnconditionalTask
 from ganforge.training import checkpoint
 from ganforge.training.batches import EpochBatches
 from ganforge.training.logger import RunLogger, read_metrics, truncate_after
@@ -63,19 +64,27 @@ def pick_device(name: str) -> torch.device:
 
 
 def run_meta(config: Config, dataset: Dataset) -> dict[str, Any]:
-    """Metadata stored with every checkpoint: enough to rebuild G without the data."""
+    """Metadata stored with every checkpoint: enough to rebuild the sampler without the data."""
     return {
-        "task": "unconditional",
+        "task": config.task.name,
         "config": config.to_dict(),
-        "data": {
-            "name": dataset.name,
-            "kind": dataset.kind,
-            "shape": list(dataset.shape),
-            "num_classes": dataset.num_classes,
-            "class_names": dataset.class_names,
-        },
+        "data": dataset.info().to_meta(),
         "versions": {"ganforge": ganforge.__version__, "torch": torch.__version__},
     }
+
+
+def check_fields(task: type[tasks.Task], dataset: Dataset, source: str) -> None:
+    """Fail before training when the data lacks a batch field the task reads."""
+    missing = [name for name in task.needs if name not in dataset.fields]
+    if not missing:
+        return
+    help_text = "; ".join(f"'{name}' ({FIELD_HELP.get(name, name)})" for name in missing)
+    note = f" Here: {dataset.label_note}." if dataset.label_note and "y" in missing else ""
+    raise GanforgeError(
+        f"task.name={task.name} reads the batch field(s) {help_text}, but data.source "
+        f"'{source}' provides only {', '.join(dataset.fields)}.{note} Use a source that has "
+        f"them, or another task (e.g. task.name=unconditional)."
+    )
 
 
 class StopFlag:
@@ -111,16 +120,18 @@ class Trainer:
         t = config.train
         self.device = pick_device(t.device)
         self.dataset = build_dataset(config.data)
-        self.data = self.dataset.x.to(self.device)
+        task_class = tasks.get(config.task.name)
+        check_fields(task_class, self.dataset, config.data.source)
+        self.fields = {"x": self.dataset.x.to(self.device)}
+        if "y" in task_class.needs:
+            self.fields["y"] = self.dataset.labels.to(self.device)
         torch.manual_seed(t.seed)
         self.noise = torch.Generator().manual_seed(t.seed + NOISE_SEED_OFFSET)
-        self.task = UnconditionalTask(
-            config, self.dataset.shape, self.dataset.kind, self.device, self.noise
-        )
+        self.task = task_class(config, self.dataset.info(), self.device, self.noise)
         data_gen = torch.Generator().manual_seed(t.seed + DATA_SEED_OFFSET)
         self.batches = EpochBatches(len(self.dataset), t.batch_size, data_gen)
         fixed = torch.Generator().manual_seed(t.seed + FIXED_SEED_OFFSET)
-        self.fixed_z = torch.randn(t.num_samples, config.model.z_dim, generator=fixed)
+        self.fixed_inputs = self.task.fixed_inputs(t.num_samples, fixed)
         self.step = 0
         self.last_checkpoint: Path | None = None
         self.best: dict[str, Any] | None = None
@@ -132,6 +143,7 @@ class Trainer:
         extra = {f"batches.{k}": v for k, v in batch_tensors.items()}
         extra["rng.noise"] = self.noise.get_state()
         extra["rng.torch"] = torch.get_rng_state()
+        extra.update({f"task.{k}": v for k, v in self.task.state_tensors().items()})
         if self.device.type == "cuda":
             extra["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         meta = run_meta(self.config, self.dataset)
@@ -149,6 +161,7 @@ class Trainer:
         tensors, meta = checkpoint.load(json_path)
         check_compatible(meta, self.config, self.dataset)
         checkpoint.restore(tensors, meta, self.task.modules(), self.task.optimizers())
+        self.task.load_state_tensors(checkpoint.module_state(tensors, "task"))
         prefix = "batches."
         batch_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         self.batches.load_state(batch_tensors, meta["batches"])
@@ -162,26 +175,25 @@ class Trainer:
 
     # -- outputs ---------------------------------------------------------------------------
     def save_samples(self) -> Path:
-        """Grid of G's output on the fixed noise (images), or a scatter plot (2D points)."""
-        fake = self.task.sample(self.fixed_z)
+        """Grid of G's output on the fixed inputs (images), or a scatter plot (2D points)."""
+        fake, nrow = self.task.grid(self.fixed_inputs)
         path = self.run.sample_path(self.step)
         if self.dataset.kind == "image":
-            return save_grid(fake.cpu(), path)
+            return save_grid(fake.cpu(), path, nrow=nrow)
         from ganforge.report.scatter import plot_points
 
         return plot_points(fake.cpu(), self.dataset.x[:2000], path, title=f"step {self.step}")
 
     def evaluate(self, logger: RunLogger) -> None:
         """Run the configured metrics, log them, and keep the best checkpoint."""
-        from ganforge.metrics.evaluate import evaluate as run_eval
-        from ganforge.training.generator import make_fake_fn
+        from ganforge.training.evaluation import evaluate_sampler
 
         e = self.config.eval
         against = e.against or default_against(self.config.data)
-        fake = make_fake_fn(self.task.G, self.dataset.kind, self.device)
-        result = run_eval(
-            fake, against=against, metrics=e.metrics, features=e.features, n=e.n,
-            seed=self.config.train.seed, progress=False,
+        result = evaluate_sampler(
+            self.task.sampler(), self.config.data, against=against, metrics=e.metrics,
+            features=e.features, n=e.n, seed=self.config.train.seed, labels=e.labels,
+            progress=False,
         )
         scores = flat_scores(result)
         logger.log({"step": self.step, **{f"eval/{k}": v for k, v in scores.items()}})
@@ -254,12 +266,19 @@ class Trainer:
             set_lr_factor(task.optimizers().values(), 1.0 - (self.step - 1) / t.steps)
         stats: dict[str, torch.Tensor] = {}
         for i in range(h.n_critic):
-            real = self.dataset.to_model(self.data[self.batches.next().to(self.device)])
-            stats = task.d_step(real, keep_fake_for_g=g_turn and i == h.n_critic - 1)
+            batch = self.next_batch()
+            stats = task.d_step(batch, keep_fake_for_g=g_turn and i == h.n_critic - 1)
         if g_turn:
-            stats.update(task.g_step(t.batch_size))
+            stats.update(task.g_step(batch))
         check_finite(stats, self.step, self.last_checkpoint)
         return stats
+
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        """The next batch of every field the task reads, examples in model scale."""
+        index = self.batches.next().to(self.device)
+        batch = {name: values[index] for name, values in self.fields.items()}
+        batch["x"] = self.dataset.to_model(batch["x"])
+        return batch
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -319,8 +338,12 @@ def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> 
     """Refuse to resume a checkpoint trained with another architecture or data shape."""
     saved = meta["config"]
     problems = []
-    for key in ("arch", "z_dim", "g_width", "d_width", "g_hidden", "d_hidden", "d_norm"):
-        before, now = saved["model"].get(key), getattr(config.model, key)
+    if meta.get("task") != config.task.name:
+        problems.append(f"task.name was {meta.get('task')!r}, now {config.task.name!r}")
+    model_keys = ("arch", "z_dim", "g_width", "d_width", "g_hidden", "d_hidden", "d_norm")
+    for key in (*model_keys, "condition"):
+        before = saved["model"].get(key, "concat" if key == "condition" else None)
+        now = getattr(config.model, key)
         if before != now:
             problems.append(f"model.{key} was {before!r}, now {now!r}")
     if saved["loss"]["name"] != config.loss.name:

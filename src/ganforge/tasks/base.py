@@ -1,0 +1,142 @@
+"""The task contract: what one kind of GAN must provide to the shared loop, checkpoints and CLI.
+
+A task is everything that differs between kinds of GAN (DESIGN.md, "Tasks"). The training loop,
+checkpoints, logging, sampling and evaluation only ever talk to this interface:
+
+- `needs`: the batch fields it reads ("x"; "y" for class labels ...). The loop checks them
+  against the data source before anything is trained or written.
+- built as `Task(config, info, device, noise)`: the config, the data described without its
+  examples (DataInfo), the device, and the seeded generator that draws its latent noise.
+- `modules()`, `optimizers()`, `state_tensors()`: everything a checkpoint must hold to resume
+  exactly (extra state such as a replay buffer goes in `state_tensors`).
+- `d_step(batch, keep_fake_for_g)` and `g_step(batch)`: the two phases, on dict batches; each
+  returns detached statistics.
+- `fixed_inputs(n, generator)` and `grid(inputs)`: what the training sample grid shows.
+- `sampler()` and the class method `load_sampler(config, info, tensors, ...)`: a Sampler over
+  the live generator, or one rebuilt from checkpoint metadata and tensors alone (no data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ganforge.config import Config
+from ganforge.data.dataset import DataInfo
+from ganforge.losses import get_loss
+
+Batch = dict[str, torch.Tensor]
+Stats = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Loss and optimizer settings after the loss's defaults fill what the config left out."""
+
+    optimizer: str
+    g_lr: float
+    d_lr: float
+    betas: tuple[float, float]
+    n_critic: int
+    gp_weight: float
+    clip: float | None
+    d_norm: str
+    out_act: str
+
+
+def resolve_hyper(config: Config, kind: str) -> Hyper:
+    """Fill None config values from the loss's documented defaults."""
+    spec = get_loss(config.loss.name)
+    opt = config.optim
+    d_norm = config.model.d_norm
+    if d_norm == "auto":  # the textbook MLP D has no normalization; DCGAN's follows the loss
+        d_norm = "none" if config.model.arch == "mlp" else spec.d_norm
+    out_act = config.model.out_act
+    if out_act == "auto":
+        out_act = "tanh" if kind == "image" else "none"
+    return Hyper(
+        optimizer=opt.name or spec.optimizer,
+        g_lr=opt.g_lr if opt.g_lr is not None else spec.lr,
+        d_lr=opt.d_lr if opt.d_lr is not None else spec.lr,
+        betas=tuple(opt.betas) if opt.betas is not None else tuple(spec.betas),
+        n_critic=opt.n_critic if opt.n_critic is not None else spec.n_critic,
+        gp_weight=config.loss.gp_weight if config.loss.gp_weight is not None else spec.gp_weight,
+        clip=config.loss.clip if config.loss.clip is not None else spec.clip,
+        d_norm=d_norm,
+        out_act=out_act,
+    )
+
+
+def make_optimizer(name: str, params, lr: float, betas: tuple[float, float]):
+    """Adam or RMSprop, the two optimizers of the GAN papers this toolkit reproduces."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+    return torch.optim.RMSprop(params, lr=lr)
+
+
+def grad_norm(module: nn.Module) -> torch.Tensor:
+    """L2 norm of all parameter gradients of a module (0 when none)."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+class Task:
+    """Base of every task: the contract above, with defaults where most tasks agree."""
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[tuple[str, ...]] = ("x",)
+    hyper: Hyper  # n_critic tells the loop how many D phases come before each G phase
+    collect_grad_norms: bool = False  # set by the loop on log steps
+
+    def __init__(
+        self, config: Config, info: DataInfo, device: torch.device, noise: torch.Generator
+    ) -> None:
+        self.config, self.info, self.device, self.noise = config, info, device, noise
+
+    # -- what a checkpoint holds ---------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        """Networks by name, for checkpoints."""
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Optimizers by name, for checkpoints."""
+        raise NotImplementedError
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Any further state (buffers, counters) as tensors; restored by load_state_tensors."""
+        return {}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what state_tensors returned."""
+
+    # -- the phases ----------------------------------------------------------------------------
+    def d_step(self, batch: Batch, keep_fake_for_g: bool) -> Stats:
+        """One D update on a batch; keep_fake_for_g: the next g_step may reuse its fakes."""
+        raise NotImplementedError
+
+    def g_step(self, batch: Batch) -> Stats:
+        """One G update against the current D."""
+        raise NotImplementedError
+
+    # -- what the run shows and what users sample ------------------------------------------------
+    def fixed_inputs(self, n: int, generator: torch.Generator) -> Batch:
+        """The inputs of the training sample grid, drawn once per run from `generator`."""
+        raise NotImplementedError
+
+    def grid(self, inputs: Batch) -> tuple[torch.Tensor, int | None]:
+        """(model-scale samples for the fixed inputs, images per grid row or None)."""
+        raise NotImplementedError
+
+    def sampler(self):
+        """A Sampler over the live generator (evaluation during training)."""
+        raise NotImplementedError
+
+    @classmethod
+    def load_sampler(cls, config: Config, info: DataInfo, tensors, device: torch.device):
+        """A Sampler rebuilt from a checkpoint's config, data info and tensors alone."""
+        raise NotImplementedError
