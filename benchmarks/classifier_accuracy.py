@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganforge.metrics.classifier import train_classifier
+from ganforge.training.classifier import train_classifier
 
 OUT_NAMES = {"fashion-mnist": "fashion_mnist.safetensors", "mnist-5k": "mnist_5k.safetensors"}
 DEFAULT_EPOCHS = {"fashion-mnist": 8, "mnist-5k": 30}

@@ -17,8 +17,9 @@ import time
 import torch
 
 from ganforge.errors import GanforgeError
-from ganforge.metrics.evaluate import evaluate, fake_from_target, load_extractor
+from ganforge.metrics.evaluate import evaluate, load_extractor
 from ganforge.metrics.extract import extract
+from ganforge.metrics.targets import fake_from_target
 
 METRICS = ["fid", "kid", "pr"]
 

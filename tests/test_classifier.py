@@ -15,6 +15,7 @@ from ganforge.errors import GanforgeError
 from ganforge.fileio import file_digest
 from ganforge.metrics import classifier as clf
 from ganforge.metrics.extract import extract
+from ganforge.training import classifier as train_clf
 
 CLASSES = ["rows", "columns", "blob", "diagonal"]
 
@@ -45,7 +46,7 @@ def train_toy(seed: int = 0, epochs: int = 2) -> clf.ClassifierExtractor:
     """A classifier trained on the synthetic patterns (a couple of seconds on a CPU)."""
     x_train, y_train = patterns(80, seed=1)
     x_test, y_test = patterns(25, seed=2)
-    return clf.train_on_tensors(
+    return train_clf.train_on_tensors(
         x_train,
         y_train,
         x_test,
@@ -145,7 +146,7 @@ def test_training_leaves_global_rng_alone():
     expected = torch.rand(3)
     torch.manual_seed(123)
     x, y = patterns(4, seed=5)
-    clf.train_on_tensors(x, y, x, y, num_classes=4, epochs=1, progress=False)
+    train_clf.train_on_tensors(x, y, x, y, num_classes=4, epochs=1, progress=False)
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -232,15 +233,15 @@ def test_newer_format_version_asks_for_an_upgrade(toy_file, tmp_path):
 def test_bad_labels_are_rejected():
     x, y = patterns(3, seed=0)
     with pytest.raises(GanforgeError, match="labels must lie"):
-        clf.train_on_tensors(x, y, x, y, num_classes=2, epochs=1, progress=False)
+        train_clf.train_on_tensors(x, y, x, y, num_classes=2, epochs=1, progress=False)
     with pytest.raises(GanforgeError, match="one label per image"):
-        clf.train_on_tensors(x, y[:-1], x, y, num_classes=4, epochs=1, progress=False)
+        train_clf.train_on_tensors(x, y[:-1], x, y, num_classes=4, epochs=1, progress=False)
 
 
 def test_holdout_split_is_stratified_deterministic_and_disjoint():
     y = torch.tensor([0] * 50 + [1] * 30 + [2] * 20)
-    train, test = clf.holdout_split(y, 0.1, seed=0)
-    again = clf.holdout_split(y, 0.1, seed=0)
+    train, test = train_clf.holdout_split(y, 0.1, seed=0)
+    again = train_clf.holdout_split(y, 0.1, seed=0)
     assert torch.equal(train, again[0]) and torch.equal(test, again[1])
     assert sorted(torch.cat([train, test]).tolist()) == list(range(100))
     assert torch.bincount(y[test]).tolist() == [5, 3, 2]
@@ -249,8 +250,8 @@ def test_holdout_split_is_stratified_deterministic_and_disjoint():
 def test_random_shift_moves_each_image_at_most_max_shift():
     x = torch.zeros(64, 1, 9, 9)
     x[:, :, 4, 4] = 1.0
-    shifted = clf.random_shift(x, 2, torch.Generator().manual_seed(0))
-    assert torch.equal(clf.random_shift(x, 0, torch.Generator()), x)
+    shifted = train_clf.random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert torch.equal(train_clf.random_shift(x, 0, torch.Generator()), x)
     rows, cols = torch.nonzero(shifted[:, 0] == 1.0)[:, 1:].T
     assert shifted.sum() == 64 and rows.sub(4).abs().max() <= 2 and cols.sub(4).abs().max() <= 2
     assert len(set(zip(rows.tolist(), cols.tolist()))) > 10
@@ -270,7 +271,8 @@ def write_class_folder(root: Path, per_class: int = 20) -> None:
 def test_train_classifier_on_a_folder_holds_out_ten_percent(tmp_path):
     write_class_folder(tmp_path / "images")
     out = tmp_path / "out" / "folder.safetensors"
-    result = clf.train_classifier(f"folder:{tmp_path / 'images'}", out, epochs=3, progress=False)
+    source = f"folder:{tmp_path / 'images'}"
+    result = train_clf.train_classifier(source, out, epochs=3, progress=False)
     assert result["train_examples"] == 54 and result["test_examples"] == 6
     assert result["sha256"] == file_digest(out) and result["path"] == str(out)
     loaded = clf.load_classifier(out)
@@ -282,7 +284,7 @@ def test_train_classifier_on_a_folder_holds_out_ten_percent(tmp_path):
 
 def test_unlabelled_sources_are_rejected(tmp_path):
     with pytest.raises(GanforgeError, match="labelled images"):
-        clf.train_classifier("ring8", tmp_path / "x.safetensors", epochs=1, progress=False)
+        train_clf.train_classifier("ring8", tmp_path / "x.safetensors", epochs=1, progress=False)
 
 
 def test_fashion_mnist_slice_trains_well_above_chance(tmp_path):
@@ -294,7 +296,7 @@ def test_fashion_mnist_slice_trains_well_above_chance(tmp_path):
     ):
         pytest.skip("Fashion-MNIST files not installed (apt-get install dataset-fashion-mnist)")
     out = tmp_path / "fm.safetensors"
-    result = clf.train_classifier("fashion-mnist", out, epochs=1, limit=1500, progress=False)
+    result = train_clf.train_classifier("fashion-mnist", out, epochs=1, limit=1500, progress=False)
     assert result["train_examples"] == 1500 and result["test_examples"] == 1500
     assert result["test_accuracy"] > 0.6  # chance is 0.1
     assert clf.load_classifier(out).class_names[0] == "T-shirt/top"

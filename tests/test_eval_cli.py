@@ -7,7 +7,8 @@ import pytest
 from ganforge.cli import main
 from ganforge.config import DataConfig
 from ganforge.data import build_dataset
-from ganforge.metrics.classifier import save_classifier, train_on_tensors
+from ganforge.metrics.classifier import save_classifier
+from ganforge.training.classifier import train_on_tensors
 
 SMALL_RUN = [
     "--set", "data.limit=256", "--set", "data.resolution=16",

@@ -15,7 +15,8 @@ from ganforge.config import DataConfig
 from ganforge.data.dataset import Dataset
 from ganforge.errors import GanforgeError
 from ganforge.metrics import evaluate as ev
-from ganforge.metrics import refstats
+from ganforge.metrics import refstats, targets
+from ganforge.metrics.conditional import conditional_accuracy, intra_fid
 from ganforge.metrics.extract import extract
 
 
@@ -231,7 +232,7 @@ def test_parse_against():
 
 
 def test_fake_from_target(toy, tmp_path):
-    sampler = ev.fake_from_target("real:toy:train")
+    sampler = targets.fake_from_target("real:toy:train")
     samples = sampler(10, 0)
     assert samples.shape == (10, 1, 12, 12) and sampler.description == "real:toy:train"
     assert torch.equal(sampler(80, 0), SOURCES[("toy", "train")].x)
@@ -239,20 +240,20 @@ def test_fake_from_target(toy, tmp_path):
     assert result["protocol"]["fake"] == "real:toy:train"
     folder = tmp_path / "samples"
     folder.mkdir()
-    ev.fake_from_target(str(folder))
+    targets.fake_from_target(str(folder))
     array = tmp_path / "s.npy"
     array.write_bytes(b"")
-    ev.fake_from_target(str(array))
+    targets.fake_from_target(str(array))
     with pytest.raises(GanforgeError, match="image folder"):
-        ev.fake_from_target(str(tmp_path / "missing"))
+        targets.fake_from_target(str(tmp_path / "missing"))
 
 
 def test_fake_from_target_uses_data_sources(monkeypatch, tmp_path):
     built = []
     monkeypatch.setattr(ev, "_build_dataset", lambda c: built.append(c) or SOURCES[("toy", "test")])
     (tmp_path / "s.npz").write_bytes(b"")
-    ev.fake_from_target(str(tmp_path))(5, 0)
-    ev.fake_from_target(str(tmp_path / "s.npz"))(5, 0)
+    targets.fake_from_target(str(tmp_path))(5, 0)
+    targets.fake_from_target(str(tmp_path / "s.npz"))(5, 0)
     assert [c.source for c in built] == [f"folder:{tmp_path}", f"npz:{Path(tmp_path) / 's.npz'}"]
 
 
@@ -285,12 +286,12 @@ def test_folder_and_npy_targets_through_data_sources(monkeypatch, tmp_path):
     images = _images(6, 11)
     for i, image in enumerate(images):
         Image.fromarray(image[0].numpy()).save(folder / f"{i:03d}.png")
-    from_folder = ev.fake_from_target(str(folder))(6, 0)
+    from_folder = targets.fake_from_target(str(folder))(6, 0)
     assert torch.equal(from_folder, images)  # native 12x12 grayscale, sorted order
     array = tmp_path / "samples.npy"
     np_images = images.permute(0, 2, 3, 1).numpy()  # (N, H, W, C) uint8
     np.save(array, np_images)
-    assert torch.equal(ev.fake_from_target(str(array))(6, 0), images)
+    assert torch.equal(targets.fake_from_target(str(array))(6, 0), images)
 
 
 def test_ring8_end_to_end_with_data_module(monkeypatch):
@@ -311,9 +312,143 @@ def test_fashion_mnist_train_vs_test_with_toy_features(monkeypatch, tmp_path):
     except GanforgeError:
         pytest.skip("Fashion-MNIST not available locally")
     monkeypatch.setattr(ev, "load_extractor", lambda features, device="cpu": ToyExtractor())
-    train = ev.fake_from_target("real:fashion-mnist:train")
+    train = targets.fake_from_target("real:fashion-mnist:train")
     noise = _images(500, 0, (1, 28, 28))
     kwargs = {"metrics": ["fid", "pr"], "n": 500, "cache_dir": tmp_path, "progress": False}
     real = ev.evaluate(train, config, features="classifier:toy", **kwargs)
     fake = ev.evaluate(noise, config, features="classifier:toy", **kwargs)
     assert real["fid"] < fake["fid"] and real["precision"] > fake["precision"]
+
+
+# ---------------------------------------------------------------------------------------------
+# class-conditional samples: (x, labels) samplers, cacc and ifid
+
+LABELLED = Dataset(_images(60, 21), torch.arange(60) % 4, "labelled-toy", "image", num_classes=4)
+SOURCES[("labelled-toy", "test")] = LABELLED
+BLOB_POINTS = torch.randn(80, 2, generator=torch.Generator().manual_seed(0))
+SOURCES[("blobs", "test")] = Dataset(
+    BLOB_POINTS + (torch.arange(80) % 4)[:, None], torch.arange(80) % 4, "blobs", "vector", 4
+)
+
+
+def _labelled_sampler(images: torch.Tensor, labels: torch.Tensor):
+    """A conditional-style sampler: fake(n, seed) -> (x, labels), with a label_description."""
+
+    def fake(n, seed):
+        return images[:n], labels[:n]
+
+    fake.description = "toy conditional"
+    fake.label_description = "balanced: n/4 per class, shuffled with seed 0"
+    return fake
+
+
+def test_cacc_and_ifid_match_the_pure_functions(toy):
+    fake_x = _images(60, 22)
+    fake_y = torch.randperm(60, generator=torch.Generator().manual_seed(0)) % 4
+    sampler = _labelled_sampler(fake_x, fake_y)
+    result = _run(
+        toy, sampler, metrics=["cacc", "ifid", "fid"], against="labelled-toy", n=40, seed=3
+    )
+    idx, selection = ev.select_indices(60, 40, 3, "x")
+    assert result["protocol"]["real_selection"] == selection
+    extractor = ToyExtractor()
+    real_feats = extract(extractor, LABELLED.x[idx])[0]
+    fake_feats, fake_logits = extract(extractor, fake_x[:40])
+    expected_ifid = intra_fid(real_feats, LABELLED.labels[idx], fake_feats, fake_y[:40], 4)
+    expected_cacc = conditional_accuracy(fake_logits.argmax(1), fake_y[:40], 4)
+    assert result["ifid"] == pytest.approx(expected_ifid["ifid"], rel=1e-9)
+    assert result["ifid_per_class"] == pytest.approx(expected_ifid["ifid_per_class"], rel=1e-9)
+    assert result["cacc"] == pytest.approx(expected_cacc["cacc"], rel=1e-12)
+    assert result["cacc_per_class"] == pytest.approx(expected_cacc["cacc_per_class"])
+    # labels aligned with the selection: the unselected order gives another value
+    misaligned = intra_fid(real_feats, LABELLED.labels[:40], fake_feats, fake_y[:40], 4)
+    assert misaligned["ifid"] != pytest.approx(result["ifid"], rel=1e-6)
+    protocol = result["protocol"]
+    assert protocol["fake_labels"] == "balanced: n/4 per class, shuffled with seed 0"
+    assert protocol["params"]["ifid"]["classes"] == 4
+    assert protocol["params"]["cacc"]["classes"] == 4
+
+
+def test_ifid_reuses_cached_reference_features_with_labels(toy):
+    sampler = _labelled_sampler(_images(60, 23), torch.arange(60) % 4)
+    first = _run(toy, sampler, metrics=["ifid"], against="labelled-toy", n=48, seed=1)
+    calls = toy.extractor.calls
+    second = _run(toy, sampler, metrics=["ifid"], against="labelled-toy", n=48, seed=1)
+    assert first["protocol"]["reference_cache"] == "miss"
+    assert second["protocol"]["reference_cache"] == "hit"
+    assert toy.extractor.calls == calls + 48  # only the fakes were extracted again
+    assert second["ifid"] == first["ifid"]
+
+
+def test_real_against_itself_with_labels_gives_zero_ifid_and_perfect_table(toy):
+    sampler = _labelled_sampler(LABELLED.x, LABELLED.labels)
+    result = _run(toy, sampler, metrics=["ifid", "cacc"], against="labelled-toy")
+    assert abs(result["ifid"]) < 1e-6
+    table = ev.format_table(result)
+    for text in ("intra-FID", "cond. accuracy", "fake labels", "balanced: n/4"):
+        assert text in table
+    assert "ifid_per_class" not in table and "[" not in table.split("protocol")[0]
+
+
+def test_labelled_sampler_works_for_unconditional_metrics(toy):
+    x = SOURCES[("toy", "test")].x
+    plain = _run(toy, x, metrics=["fid"])
+    labelled = _run(toy, _labelled_sampler(x, torch.arange(60) % 4), metrics=["fid"])
+    assert labelled["fid"] == plain["fid"]
+    assert "fake_labels" not in plain["protocol"] and "fake_labels" in labelled["protocol"]
+
+
+def test_conditional_metrics_without_fake_labels_say_what_to_do(toy):
+    for metric in ("cacc", "ifid"):
+        with pytest.raises(GanforgeError, match="task.name=conditional.*samples, labels"):
+            _run(toy, _images(60, 0), metrics=[metric], against="labelled-toy")
+
+
+def test_ifid_needs_a_labelled_reference(toy):
+    calls = []
+
+    def sampler(n, seed):
+        calls.append(n)
+        return _images(n, 0), torch.arange(n) % 4
+
+    with pytest.raises(
+        GanforgeError, match="'ifid'.*labels in the reference toy:test.*subfolder per class"
+    ):
+        _run(toy, sampler, metrics=["ifid"], against="toy")
+    assert calls == []  # fails before drawing any sample
+
+
+def test_cacc_needs_class_logits_and_labels_in_range(toy):
+    sampler = _labelled_sampler(_images(60, 0), torch.arange(60) % 4)
+    bad = _labelled_sampler(_images(60, 0), torch.arange(60) % 5)
+    with pytest.raises(GanforgeError, match=r"lie in \[0, 4\)"):
+        _run(toy, bad, metrics=["cacc"], against="labelled-toy")
+    with pytest.raises(GanforgeError, match="labels of shape"):
+        _run(
+            toy,
+            lambda n, seed: (_images(n, 0), torch.zeros(n - 1)),
+            metrics=["cacc"],
+            against="labelled-toy",
+        )
+    toy.extractor.num_classes = None
+    with pytest.raises(GanforgeError, match="'cacc' needs class probabilities"):
+        _run(toy, sampler, metrics=["cacc"], against="labelled-toy")
+
+
+def test_draw_fake_accepts_tensors_samplers_and_tuples():
+    x, y = _images(10, 0), torch.arange(10) % 2
+    assert ev.draw_fake(x, 4, 0)[1] is None
+    got_x, got_y = ev.draw_fake(lambda n, seed: (x, y), 4, 0)
+    assert torch.equal(got_x, x[:4]) and torch.equal(got_y, y[:4])
+    assert torch.equal(ev.draw_fake((x, y), 6, 0)[1], y[:6])
+
+
+def test_ifid_on_labelled_vectors_uses_raw_points(toy):
+    points, labels = BLOB_POINTS, SOURCES[("blobs", "test")].labels
+    fake = points.flip(0) + labels[:, None]
+    result = _run(toy, (fake, labels), metrics=["ifid", "fid"], against="blobs", n=80)
+    expected = intra_fid(points + labels[:, None], labels, fake, labels, 4)
+    assert result["ifid"] == pytest.approx(expected["ifid"], rel=1e-9)
+    assert result["protocol"]["features"]["name"] == "raw"
+    with pytest.raises(GanforgeError, match="Conditional accuracy needs images"):
+        _run(toy, (fake, labels), metrics=["cacc"], against="blobs", n=80)

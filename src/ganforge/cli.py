@@ -165,7 +165,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from ganforge.fileio import atomic_write_json
-    from ganforge.metrics.evaluate import evaluate, fake_from_target, format_table
+    from ganforge.metrics.evaluate import evaluate, format_table
+    from ganforge.metrics.targets import fake_from_target
     from ganforge.training.loop import default_against
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]

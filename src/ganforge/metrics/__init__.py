@@ -1,9 +1,11 @@
 """Feature extractors, metrics as pure functions on features, and evaluation drivers.
 
-The drivers live in `ganforge.metrics.evaluate` (evaluate, fake_from_target, format_table); they
+The drivers live in `ganforge.metrics.evaluate` (evaluate, format_table) and
+`ganforge.metrics.targets` (fake_from_target); they
 are not re-exported here so that name always means the module.
 """
 
+from ganforge.metrics.conditional import conditional_accuracy, intra_fid
 from ganforge.metrics.features import FeatureExtractor
 from ganforge.metrics.fid import feature_stats, fid, fid_from_stats
 from ganforge.metrics.inception_score import inception_score, inception_score_from_logits
@@ -15,6 +17,7 @@ from ganforge.metrics.table import format_table
 __all__ = [
     "FeatureExtractor",
     "class_mode_metrics",
+    "conditional_accuracy",
     "density_coverage",
     "feature_stats",
     "fid",
@@ -22,6 +25,7 @@ __all__ = [
     "format_table",
     "inception_score",
     "inception_score_from_logits",
+    "intra_fid",
     "kid",
     "mmd2_unbiased",
     "mode_metrics_2d",

@@ -1,23 +1,30 @@
 """Evaluation drivers: samples + a real reference -> every requested metric and its protocol.
 
-`evaluate` is what `ganforge eval` and evaluation during training call; `fake_from_target`
+`evaluate` is what `ganforge eval` and evaluation during training call; metrics/targets.py
 turns targets that are not run dirs (image folder, .npy/.npz file, real:SOURCE[:split]) into a
-sampler. Metric math lives in the pure modules (fid, kid, inception_score, manifold, modes).
+sampler. Metric math lives in the pure modules (fid, kid, inception_score, manifold, modes,
+conditional).
+
+A class-conditional sampler returns (samples, labels): the classes it was asked for, int64 (N,).
+Those labels feed the conditional metrics (cacc, ifid); the other metrics ignore them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ganforge.config import DataConfig
 from ganforge.errors import GanforgeError
 from ganforge.metrics import refstats
+from ganforge.metrics.conditional import (
+    conditional_metrics,
+    require_fake_labels,
+    require_real_labels,
+)
 from ganforge.metrics.extract import extract
 from ganforge.metrics.features import FeatureExtractor
 from ganforge.metrics.fid import feature_stats, fid_from_stats
@@ -25,21 +32,29 @@ from ganforge.metrics.inception_score import inception_score_from_logits
 from ganforge.metrics.kid import kid
 from ganforge.metrics.manifold import density_coverage, precision_recall
 from ganforge.metrics.modes import class_mode_metrics, mode_metrics_2d, stacked_mode_metrics
+from ganforge.metrics.samples import Sampler, check_shapes, draw_fake, select_indices
 from ganforge.metrics.table import format_table
 
-__all__ = ["METRICS", "evaluate", "fake_from_target", "format_table", "parse_against"]
+__all__ = ["METRICS", "evaluate", "format_table", "parse_against"]
 
-METRICS = ("fid", "kid", "is", "pr", "dc", "modes")
+METRICS = ("fid", "kid", "is", "pr", "dc", "modes", "cacc", "ifid")
 DEFAULT_N = {"image": 10_000, "vector": 2_500}  # Lucic et al. 2018; PacGAN
 KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
 IS_SPLITS = 10
 PR_K, DC_K = 3, 5
 HQ_SIGMAS = 3.0
-MIN_SAMPLES = {"fid": 2, "kid": 2, "is": IS_SPLITS, "pr": PR_K + 1, "dc": DC_K + 1, "modes": 1}
-NEEDS_REAL = ("fid", "kid", "pr", "dc")
+MIN_SAMPLES = {
+    "fid": 2,
+    "kid": 2,
+    "is": IS_SPLITS,
+    "pr": PR_K + 1,
+    "dc": DC_K + 1,
+    "modes": 1,
+    "cacc": 1,
+    "ifid": 2,  # per class; intra_fid checks each class
+}
+NEEDS_REAL = ("fid", "kid", "pr", "dc", "ifid")
 SPLITS = ("train", "test")
-
-Sampler = Callable[[int, int], torch.Tensor]
 
 
 @dataclass
@@ -54,6 +69,9 @@ class _Job:
     cache_dir: str | Path | None
     progress: bool
     device: str
+    # (real labels aligned with the selected real samples, the classes the fake samples were
+    # asked for, the reference's number of classes); None entries where there are none
+    labels: tuple[torch.Tensor | None, torch.Tensor | None, int | None] = (None, None, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +117,7 @@ def load_extractor(features: str, device: str = "cpu") -> FeatureExtractor:
                 "features: classifier needs a path, e.g. classifier:classifier.safetensors "
                 "(train one with `ganforge train-classifier --data SOURCE --out PATH`)."
             )
-        from ganforge.metrics.classifier import load_classifier  # written alongside; lazy
+        from ganforge.metrics.classifier import load_classifier  # lazy: classifier features only
 
         return load_classifier(path)
     raise GanforgeError(
@@ -125,65 +143,12 @@ def _mixture(source: str) -> Any:
     return MIXTURES.get(source)
 
 
-def select(x: torch.Tensor, n: int, seed: int, what: str) -> tuple[torch.Tensor, str]:
-    """All of x when n == len(x), else n rows drawn without replacement with `seed`."""
-    available = x.shape[0]
-    if n > available:
-        raise GanforgeError(
-            f"{what} has only {available} samples; ask for at most --n {available}."
-        )
-    if n == available:
-        return x, f"all {available}"
-    idx = torch.randperm(available, generator=torch.Generator().manual_seed(seed))[:n]
-    return x[idx.sort().values], f"random {n} of {available} (seed {seed})"
-
-
-def _as_tensor(samples: Any) -> torch.Tensor:
-    if isinstance(samples, np.ndarray):
-        samples = torch.from_numpy(samples)
-    if not isinstance(samples, torch.Tensor):
-        raise GanforgeError(f"fake samples must be a tensor; got {type(samples).__name__}.")
-    return samples.detach().cpu()
-
-
-def draw_fake(fake: Sampler | torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """n fake samples from a sampler fake(n, seed) or the first n rows of a tensor."""
-    samples = _as_tensor(fake(n, seed) if callable(fake) else fake)
-    if samples.shape[0] < n:
-        raise GanforgeError(
-            f"The target gave only {samples.shape[0]} samples but --n is {n}; "
-            f"lower --n to {samples.shape[0]} or provide more samples."
-        )
-    return samples[:n]
-
-
-def check_shapes(fake: torch.Tensor, real_shape: tuple[int, ...], kind: str, name: str) -> None:
-    """Fake samples must be in the data's own form and shape: a clear error otherwise."""
-    shape = tuple(fake.shape[1:])
-    if kind == "image":
-        if fake.dtype != torch.uint8:
-            raise GanforgeError(
-                f"Fake images must be uint8 (N, C, H, W) pixels; got {fake.dtype}. Convert "
-                "model output in [-1, 1] with ganforge.images.to_uint8."
-            )
-        if fake.ndim != 4 or shape != tuple(real_shape):
-            raise GanforgeError(
-                f"Fake images have shape (C, H, W) = {shape} but the real images of {name} "
-                f"have {tuple(real_shape)}; evaluate against data of the same channels and "
-                "resolution (set data.resolution / data.channels to match)."
-            )
-    elif fake.ndim != 2 or shape != tuple(real_shape):
-        raise GanforgeError(
-            f"Fake samples have shape {tuple(fake.shape)} but {name} holds vectors of shape "
-            f"{tuple(real_shape)}; give (N, {real_shape[0]}) points."
-        )
-
-
 # ---------------------------------------------------------------------------------------------
 # metrics
 
 
 def _check_counts(metrics: list[str], n: int) -> None:
+    """Raise a GanforgeError when n is below a requested metric's minimum sample count."""
     for metric in metrics:
         if n < MIN_SAMPLES[metric]:
             raise GanforgeError(
@@ -225,6 +190,7 @@ def _channel_predictions(
 
 
 def _require_logits(extractor: FeatureExtractor, metric: str) -> None:
+    """Raise a GanforgeError when `metric` needs class logits the extractor does not give."""
     if extractor.num_classes is None:
         raise GanforgeError(
             f"Metric '{metric}' needs class probabilities, but the {extractor.name} extractor "
@@ -252,7 +218,11 @@ def evaluate(
     """Compute `metrics` of fake samples against a real source; every number with its protocol.
 
     fake: fake(n, seed) -> n samples in the data's own scale (uint8 NCHW images, float (N, D)
-    vectors), or such a tensor. against: 'SOURCE[:split]' (split defaults to test) or a
+    vectors) or, for a class-conditional generator, (samples, labels) with labels the int64 (N,)
+    classes requested (an optional `label_description` attribute says how they were drawn);
+    or such a tensor / tuple. cacc (conditional accuracy: the classifier's argmax vs the
+    requested class) and ifid (intra-class FID against the reference's own labels) need the
+    labels. against: 'SOURCE[:split]' (split defaults to test) or a
     DataConfig. n defaults to the pinned protocol: 10,000 images (Lucic et al. 2018), 2,500
     points for 2D mixtures (PacGAN). Image features come from `features` (inception,
     inception:PATH, classifier:PATH); for vector data the raw points are the features and
@@ -264,10 +234,18 @@ def evaluate(
     dataset = _build_dataset(config)
     n = DEFAULT_N.get(dataset.kind, 10_000) if n is None else n
     _check_counts(names, n)
+    require_real_labels(names, dataset.labels, name, getattr(dataset, "label_note", None))
     needs_real = any(m in NEEDS_REAL for m in names)
-    real_x, selection = select(dataset.x, n, seed, name) if needs_real else (None, "not used")
-    fake_x = draw_fake(fake, n, seed)
+    real_x, real_labels, selection = None, None, "not used"
+    if needs_real:
+        idx, selection = select_indices(dataset.x.shape[0], n, seed, name)
+        whole = len(idx) == dataset.x.shape[0]
+        real_x = dataset.x if whole else dataset.x[idx]
+        if dataset.labels is not None:
+            real_labels = dataset.labels if whole else dataset.labels[idx]
+    fake_x, fake_labels = draw_fake(fake, n, seed)
     check_shapes(fake_x, dataset.shape, dataset.kind, name)
+    require_fake_labels(names, fake_labels)
     protocol: dict[str, Any] = {
         "against": {"source": config.source, "split": config.split},
         "shape": list(dataset.shape),
@@ -280,7 +258,12 @@ def evaluate(
         "seed": seed,
         "metrics": names,
     }
-    job = _Job(names, config, seed, features, batch_size, cache_dir, progress, device)
+    if fake_labels is not None:
+        protocol["fake_labels"] = getattr(fake, "label_description", "given with the samples")
+    if "ifid" in names:
+        protocol["real_labels"] = "the reference's own labels of the selected samples"
+    labels = (real_labels, fake_labels, dataset.num_classes)
+    job = _Job(names, config, seed, features, batch_size, cache_dir, progress, device, labels)
     run = _evaluate_vectors if dataset.kind == "vector" else _evaluate_images
     values, params = run(job, real_x, fake_x, protocol)
     protocol["params"] = params
@@ -292,8 +275,9 @@ def _evaluate_vectors(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Vector data: raw points are the features; modes against the named mixture."""
     names, config, seed = job.metrics, job.config, job.seed
-    if "is" in names:
-        raise GanforgeError("The Inception Score needs images and a classifier; not vectors.")
+    for metric, what in (("is", "The Inception Score"), ("cacc", "Conditional accuracy")):
+        if metric in names:
+            raise GanforgeError(f"{what} needs images and a classifier; not vectors.")
     dim = fake_x.shape[1]
     protocol["features"] = {
         "name": "raw",
@@ -305,6 +289,9 @@ def _evaluate_vectors(
     params: dict[str, Any] = {}
     if real_x is not None:
         values, params = _feature_metrics(names, real_x.float(), fake_x.float(), None, seed)
+    real_feats = None if real_x is None else real_x.float()
+    more = conditional_metrics(names, real_feats, fake_x.float(), None, *job.labels)
+    values, params = {**values, **more[0]}, {**params, **more[1]}
     if "modes" in names:
         mixture = _mixture(config.source)
         if mixture is None:
@@ -327,7 +314,7 @@ def _evaluate_images(
     """Image data: features through the extractor, real side through the refstats cache."""
     names, config, seed, batch_size = job.metrics, job.config, job.seed, job.batch_size
     extractor = load_extractor(job.features, job.device)
-    for metric in ("is", "modes"):
+    for metric in ("is", "modes", "cacc"):
         if metric in names:
             _require_logits(extractor, metric)
     protocol["features"] = {
@@ -345,6 +332,7 @@ def _evaluate_images(
     fake_feats, fake_logits = extract(extractor, fake_x, batch_size, job.progress, "fake")
     values: dict[str, Any] = {}
     params: dict[str, Any] = {}
+    real_feats = None
     if real_x is not None:
         key = {
             "source": config.source,
@@ -363,7 +351,10 @@ def _evaluate_images(
             job.cache_dir,
         )
         protocol["reference_cache"] = stats.status
+        real_feats = stats.features  # rows in selection order, as the real labels
         values, params = _feature_metrics(names, stats.features, fake_feats, stats, seed)
+    more = conditional_metrics(names, real_feats, fake_feats, fake_logits, *job.labels)
+    values, params = {**values, **more[0]}, {**params, **more[1]}
     if "is" in names:
         values["is"], values["is_std"] = inception_score_from_logits(fake_logits, IS_SPLITS)
         params["is"] = {"splits": IS_SPLITS}
@@ -376,53 +367,3 @@ def _evaluate_images(
             values.update(class_mode_metrics(fake_logits.argmax(dim=1), extractor.num_classes))
         params["modes"] = {"form": "stacked" if stacked else "class"}
     return values, params
-
-
-def _native_resolution(folder: Path) -> int | None:
-    """Shorter side of the first image under folder (None when there is none)."""
-    from PIL import Image
-
-    from ganforge.data.folder import scan
-
-    files = scan(folder)
-    if not files:
-        return None
-    with Image.open(files[0]) as image:
-        return min(image.size)
-
-
-def fake_from_target(target: str, resolution: int | None = None) -> Sampler:
-    """A sampler fake(n, seed) for an image folder, a .npy/.npz file or real:SOURCE[:split].
-
-    Samples are drawn as the reference is (all when n equals the count, else a seeded random
-    subset), with seed + 1 so real:X vs X with n < N compares two different subsets. A folder
-    is read at its images' own resolution (the first image's shorter side) unless `resolution`
-    is given. Run dirs and checkpoints are resolved by the CLI through the training code.
-    """
-    if target.startswith("real:"):
-        config = parse_against(target[len("real:") :])
-        label = f"real:{config.source}:{config.split}"
-    else:
-        path = Path(target).expanduser()
-        if path.is_dir():
-            kind = "folder"
-        elif path.suffix in (".npy", ".npz") and path.is_file():
-            kind = path.suffix[1:]
-        else:
-            raise GanforgeError(
-                f"Cannot evaluate '{target}': give an image folder, a .npy/.npz file of "
-                "samples, real:SOURCE[:split], or a run dir / checkpoint (via ganforge eval)."
-            )
-        config = DataConfig(source=f"{kind}:{path}", resolution=resolution, download=False)
-        label = f"{kind}:{path}"
-    loaded: list[Any] = []
-
-    def sample(n: int, seed: int) -> torch.Tensor:
-        if not loaded:
-            if config.source.startswith("folder:") and config.resolution is None:
-                config.resolution = _native_resolution(Path(config.source[len("folder:") :]))
-            loaded.append(_build_dataset(config))
-        return select(loaded[0].x, n, seed + 1, label)[0]
-
-    sample.description = label  # type: ignore[attr-defined]
-    return sample

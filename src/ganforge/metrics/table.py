@@ -1,4 +1,7 @@
-"""A printable table of one evaluation result: metric values, then the protocol they used."""
+"""A printable table of one evaluation result: metric values, then the protocol they used.
+
+Per-class lists (cacc_per_class, ifid_per_class) stay in the JSON result; the table shows means.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,10 @@ ROWS = (
     ("modes covered", "modes_covered", None),
     ("high quality %", "hq_percent", None),
     ("modes KL", "modes_kl", None),
+    ("cond. accuracy", "cacc", None),
+    ("intra-FID", "ifid", None),
+    ("CAS", "cas", None),
+    ("CAS real data", "cas_real", None),
 )
 
 
@@ -32,6 +39,7 @@ def _number(value: Any) -> str:
 
 
 def _metric_lines(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) for each metric in the result, in ROWS order (per-class lists left out)."""
     lines = []
     for label, key, std_key in ROWS:
         if key not in result:
@@ -46,6 +54,7 @@ def _metric_lines(result: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _protocol_lines(protocol: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) for the protocol: reference, fake side and labels, features, params."""
     against = protocol.get("against", {})
     feats = protocol.get("features", {})
     digest = feats.get("digest")
@@ -64,6 +73,8 @@ def _protocol_lines(protocol: dict[str, Any]) -> list[tuple[str, str]]:
         ("seed", str(protocol.get("seed"))),
         ("params", shown or "-"),
     ]
+    if "fake_labels" in protocol:
+        lines.insert(2, ("fake labels", str(protocol["fake_labels"])))
     if "reference_cache" in protocol:
         lines.append(("ref. cache", str(protocol["reference_cache"])))
     return lines

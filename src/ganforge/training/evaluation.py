@@ -1,13 +1,47 @@
-"""Evaluate a generator (live, or rebuilt from a checkpoint) with the metrics of
-ganforge.metrics.evaluate; what `ganforge eval RUN` and evaluation during training call."""
+"""Evaluate a generator (live, or rebuilt from a checkpoint): the metrics of
+ganforge.metrics.evaluate, plus the Classification Accuracy Score, which trains a classifier
+and so lives in training/. What `ganforge eval RUN` and evaluation during training call."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ganforge.config import DataConfig
-from ganforge.metrics.evaluate import evaluate
+from ganforge.errors import GanforgeError
+from ganforge.metrics.evaluate import evaluate, parse_against
 from ganforge.tasks.sampling import Sampler
+
+TRAINING_METRICS = ("cas",)  # computed here, not by metrics.evaluate
+
+
+def split_metrics(metrics: str | list[str]) -> tuple[list[str], list[str]]:
+    """(metrics for metrics.evaluate, metrics computed here) from a list or comma string."""
+    names = metrics.split(",") if isinstance(metrics, str) else list(metrics)
+    names = [m.strip().lower() for m in names if m.strip()]
+    return [m for m in names if m not in TRAINING_METRICS], [m for m in names if m in TRAINING_METRICS]
+
+
+def cas_for(sampler: Sampler, train_data: DataConfig, against: DataConfig, features: str,
+            seed: int, progress: bool) -> dict[str, Any]:
+    """CAS of a class-conditional sampler; a classifier:PATH feature file sets the architecture."""
+    from ganforge.training.cas import classification_accuracy_score
+
+    labelled = getattr(sampler, "labelled_fn", None)
+    if labelled is None:
+        raise GanforgeError(
+            "Metric 'cas' trains a classifier on generated images of requested classes, so it "
+            f"needs a class-conditional run (task.name=conditional); this run's task is "
+            f"'{sampler.task}'."
+        )
+    kind, _, path = features.partition(":")
+    fake = labelled()
+    fake.description = f"generator ({sampler.task})"
+    train_source = dataclasses.replace(train_data, split="train")
+    return classification_accuracy_score(
+        fake, against, train_source=train_source, arch=path if kind == "classifier" else None,
+        seed=seed, progress=progress,
+    )
 
 
 def evaluate_sampler(
@@ -26,9 +60,19 @@ def evaluate_sampler(
     """Every requested metric of the sampler's samples against `against`, with its protocol.
 
     labels: how a conditional generator's classes are drawn ('uniform' or 'data'); the
-    protocol says which. train_data is the run's training data (CAS trains on its size).
+    protocol says which. train_data: the run's training data; CAS trains on as many generated
+    images as it holds, with its class balance, and tests on `against`.
     """
-    return evaluate(
-        sampler.eval_fn(labels), against=against, metrics=metrics, features=features, n=n,
-        seed=seed, progress=progress, device=device,
-    )
+    standard, extra = split_metrics(metrics)
+    against = parse_against(against)
+    result: dict[str, Any] = {"protocol": {}}
+    if standard or not extra:
+        result = evaluate(
+            sampler.eval_fn(labels), against=against, metrics=standard, features=features,
+            n=n, seed=seed, progress=progress, device=device,
+        )
+    if "cas" in extra:
+        cas = cas_for(sampler, train_data, against, features, seed, progress)
+        result.update(cas=cas["cas"], cas_real=cas["cas_real"])
+        result["protocol"]["cas"] = cas["protocol"]
+    return result
