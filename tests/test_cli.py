@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clihelp import run_cli, user_error
 from ganforge.cli import main
 
 SMOKE = [
@@ -18,22 +19,6 @@ SMOKE = [
     "--set", "log.every=2",
     "--no-progress",
 ]
-
-
-def run_cli(capsys, *argv):
-    """(exit code, stdout, stderr) of one ganforge invocation."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def user_error(capsys, *argv) -> str:
-    """Run a command that must fail cleanly; return its message."""
-    code, _, err = run_cli(capsys, *argv)
-    assert code == 2, err
-    assert "Traceback" not in err
-    assert err.strip().splitlines()[-1].startswith("error: ")
-    return err
 
 
 @pytest.fixture(scope="module")

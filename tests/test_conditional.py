@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
+from clihelp import run_cli, user_error
 from ganforge import config as configlib
-from ganforge.cli import main
 from ganforge.data import MIXTURES
 from ganforge.errors import GanforgeError
 from ganforge.training import checkpoint
@@ -24,19 +24,6 @@ TINY_CGAN = [
 ]
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
            "Bag", "Ankle boot"]
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def user_error(capsys, *argv) -> str:
-    code, _, err = run_cli(capsys, *argv)
-    assert code == 2, err
-    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: ")
-    return err
 
 
 @pytest.fixture(scope="module")

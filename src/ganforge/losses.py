@@ -16,14 +16,13 @@ Training defaults of each registered loss, and where they come from:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import Tensor
 from torch.nn.functional import relu, softplus
 
-from ganforge.errors import GanforgeError
+from ganforge.errors import unknown_name
 
 # ---------------------------------------------------------------------------------------------
 # the losses
@@ -137,8 +136,4 @@ def get_loss(name: str) -> LossSpec:
     """The registered loss called `name`, or a GanforgeError that lists the choices."""
     if name in LOSSES:
         return LOSSES[name]
-    close = difflib.get_close_matches(name, list(LOSSES), n=1, cutoff=0.5)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise GanforgeError(
-        f"Unknown loss '{name}'; valid choices: {', '.join(LOSSES)}.{hint} Set loss.name."
-    )
+    raise unknown_name("loss", name, list(LOSSES), "Set loss.name.")

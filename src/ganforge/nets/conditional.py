@@ -119,7 +119,18 @@ def condition_batchnorm_(module: nn.Module, num_classes: int,
     return count
 
 
-class ConditionalGenerator(nn.Module):
+class Conditioned(nn.Module):
+    """A base net wrapped to take class labels: what G and D wrappers share."""
+
+    def __init__(self, base: nn.Module, num_classes: int, condition: str) -> None:
+        super().__init__()
+        check_num_classes(num_classes, condition)
+        self.base = base
+        self.num_classes = num_classes
+        self.condition = condition
+
+
+class ConditionalGenerator(Conditioned):
     """G(z, y): an unconditional generator made class-conditional.
 
     For "concat" and "acgan" the base was built with z_dim + K inputs and reads
@@ -130,11 +141,7 @@ class ConditionalGenerator(nn.Module):
 
     def __init__(self, base: nn.Module, num_classes: int, condition: str,
                  init_std: float | None = None) -> None:
-        super().__init__()
-        check_num_classes(num_classes, condition)
-        self.base = base
-        self.num_classes = num_classes
-        self.condition = condition
+        super().__init__(base, num_classes, condition)
         self.label_input = condition in LABEL_INPUT_G
         self.z_dim = base.z_dim - num_classes if self.label_input else base.z_dim
         if not self.label_input and condition_batchnorm_(base, num_classes, init_std) == 0:
@@ -153,7 +160,7 @@ class ConditionalGenerator(nn.Module):
             return self.base(z)
 
 
-class ConditionalDiscriminator(nn.Module):
+class ConditionalDiscriminator(Conditioned):
     """D(x, y) = score(features(x, y), y): an unconditional discriminator made class-conditional.
 
     - "concat": the base reads x with one_hot(y) attached as K extra channels (built for
@@ -167,11 +174,7 @@ class ConditionalDiscriminator(nn.Module):
 
     def __init__(self, base: nn.Module, num_classes: int, condition: str,
                  init_std: float | None = None) -> None:
-        super().__init__()
-        check_num_classes(num_classes, condition)
-        self.base = base
-        self.num_classes = num_classes
-        self.condition = condition
+        super().__init__(base, num_classes, condition)
         self.feature_dim: int = base.head.in_features
         self.has_classifier = condition == "acgan"
         self.embed: nn.Embedding | None = None

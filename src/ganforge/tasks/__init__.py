@@ -7,9 +7,7 @@ find it here and never name a task themselves.
 
 from __future__ import annotations
 
-import difflib
-
-from ganforge.errors import GanforgeError
+from ganforge.errors import unknown_name
 from ganforge.tasks.base import Hyper, Task, resolve_hyper
 from ganforge.tasks.conditional import ConditionalTask
 from ganforge.tasks.sampling import Drawn, Sampler
@@ -30,11 +28,7 @@ def get(name: str) -> type[Task]:
     """The task class registered as `name`, or an error listing the registered ones."""
     if name in TASKS:
         return TASKS[name]
-    close = difflib.get_close_matches(name, list(TASKS), n=1, cutoff=0.5)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise GanforgeError(
-        f"Unknown task '{name}'; registered tasks: {', '.join(TASKS)}.{hint} Set task.name."
-    )
+    raise unknown_name("task", name, list(TASKS), "Set task.name.")
 
 
 register(UnconditionalTask)

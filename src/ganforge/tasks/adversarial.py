@@ -11,6 +11,8 @@ themselves are written once, here:
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -19,6 +21,7 @@ from ganforge.data.dataset import DataInfo
 from ganforge.losses import LossSpec, get_loss
 from ganforge.penalties import gradient_penalty
 from ganforge.tasks.base import Batch, Stats, Task, grad_norm, make_optimizer, resolve_hyper
+from ganforge.tasks.sampling import Sampler
 
 Cond = tuple[torch.Tensor, ...]  # what G and D take after z / x (empty when unconditional)
 Outputs = tuple[torch.Tensor, torch.Tensor | None]  # (adversarial scores, class logits)
@@ -26,6 +29,8 @@ Outputs = tuple[torch.Tensor, torch.Tensor | None]  # (adversarial scores, class
 
 class AdversarialTask(Task):
     """The shared phases; subclasses provide build_nets and, if conditional, conditioning."""
+
+    sampler_class: ClassVar[type[Sampler]] = Sampler  # how users sample this task's G
 
     def __init__(
         self, config: Config, info: DataInfo, device: torch.device, noise: torch.Generator
@@ -62,6 +67,20 @@ class AdversarialTask(Task):
     def extra_g_loss(self, fake: Outputs, cond: Cond) -> dict[str, torch.Tensor]:
         """Named G loss terms beyond the adversarial one."""
         return {}
+
+    # -- sampling ------------------------------------------------------------------------------
+    def sampler(self) -> Sampler:
+        """A sampler over the live G."""
+        return self.sampler_class(self.G, self.info, self.name, self.device)
+
+    @classmethod
+    def load_sampler(
+        cls, config: Config, info: DataInfo, states: dict, device: torch.device | str = "cpu"
+    ) -> Sampler:
+        """G rebuilt from the config and data info, with the checkpoint's weights."""
+        generator, _ = cls.build_nets(config, info)
+        generator.load_state_dict(states["G"])
+        return cls.sampler_class(generator.to(device).eval(), info, cls.name, device)
 
     # -- what a checkpoint holds ---------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:

@@ -27,86 +27,6 @@ from ganforge.tasks.base import Batch, resolve_hyper
 from ganforge.tasks.sampling import Drawn, Sampler, data_edge, generate
 
 
-class ConditionalTask(AdversarialTask):
-    """G(z, y) against D(x, y) under the configured loss and conditioning."""
-
-    name = "conditional"
-    needs = ("x", "y")
-
-    @classmethod
-    def build_nets(cls, config: Config, info: DataInfo) -> tuple[nn.Module, nn.Module]:
-        """The configured architecture, conditioned on info.num_classes classes."""
-        if not info.num_classes or info.num_classes < 2:
-            raise GanforgeError(
-                f"task.name=conditional needs at least two classes; data.source "
-                f"'{info.name}' has {info.num_classes or 0}."
-            )
-        hyper = resolve_hyper(config, info.kind)
-        return nets.build_nets(
-            config.model, info.shape, d_norm=hyper.d_norm, out_act=hyper.out_act,
-            num_classes=info.num_classes, condition=config.model.condition,
-        )
-
-    @property
-    def classifies(self) -> bool:
-        """True when D has an auxiliary classifier (AC-GAN)."""
-        return bool(getattr(self.D, "has_classifier", False))
-
-    def conditioning(self, batch: Batch) -> Cond:
-        """The real batch's labels, for the real and the fake side alike."""
-        return (batch["y"],)
-
-    def discriminate(self, x: torch.Tensor, cond: Cond) -> Outputs:
-        """Scores of (x, y); with AC-GAN also D's class logits from the same features."""
-        if not self.classifies:
-            return self.D(x, *cond), None
-        features = self.D.features(x, *cond)
-        return self.D.score(features, *cond), self.D.class_logits(features)
-
-    def extra_d_loss(self, real: Outputs, fake: Outputs, cond: Cond) -> dict[str, torch.Tensor]:
-        """AC-GAN: D learns to classify real and fake examples (Odena et al. 2017, L_C)."""
-        if not self.classifies:
-            return {}
-        (y,) = cond
-        class_loss = F.cross_entropy(real[1], y) + F.cross_entropy(fake[1], y)
-        return {"d_class": self.config.loss.class_weight * class_loss}
-
-    def extra_g_loss(self, fake: Outputs, cond: Cond) -> dict[str, torch.Tensor]:
-        """AC-GAN: G's examples must be classified as the class asked for."""
-        if not self.classifies:
-            return {}
-        (y,) = cond
-        return {"g_class": self.config.loss.class_weight * F.cross_entropy(fake[1], y)}
-
-    def fixed_inputs(self, n: int, generator: torch.Generator) -> Batch:
-        """One grid row per class; column j uses the same z in every row."""
-        classes = self.info.num_classes
-        columns = max(1, n // classes)
-        z = torch.randn(columns, self.config.model.z_dim, generator=generator)
-        return {
-            "z": z.repeat(classes, 1),
-            "y": torch.arange(classes).repeat_interleave(columns),
-        }
-
-    def grid(self, inputs: Batch) -> tuple[torch.Tensor, int | None]:
-        """G's samples for the fixed codes and classes, one row per class."""
-        x = generate(self.G, inputs["z"], inputs["y"], device=self.device)
-        return x, inputs["z"].shape[0] // self.info.num_classes
-
-    def sampler(self) -> ClassSampler:
-        """A ClassSampler over the live G."""
-        return ClassSampler(self.G, self.info, self.name, self.device)
-
-    @classmethod
-    def load_sampler(
-        cls, config: Config, info: DataInfo, states: dict, device: torch.device | str = "cpu"
-    ) -> ClassSampler:
-        """G rebuilt from the config and data info, with the checkpoint's weights."""
-        generator, _ = cls.build_nets(config, info)
-        generator.load_state_dict(states["G"])
-        return ClassSampler(generator.to(device).eval(), info, cls.name, device)
-
-
 class ClassSampler(Sampler):
     """A class-conditional generator: request {"class": "Sandal,3"} or {"class": "all"}."""
 
@@ -199,3 +119,71 @@ class ClassSampler(Sampler):
     def labelled_fn(self):
         """fake_labelled(labels, seed) -> uint8 images of those classes (for CAS)."""
         return lambda labels, seed: data_edge(self.generate_for(labels, seed), self.kind)
+
+
+class ConditionalTask(AdversarialTask):
+    """G(z, y) against D(x, y) under the configured loss and conditioning."""
+
+    name = "conditional"
+    needs = ("x", "y")
+    sampler_class = ClassSampler
+
+    @classmethod
+    def build_nets(cls, config: Config, info: DataInfo) -> tuple[nn.Module, nn.Module]:
+        """The configured architecture, conditioned on info.num_classes classes."""
+        if not info.num_classes or info.num_classes < 2:
+            raise GanforgeError(
+                f"task.name=conditional needs at least two classes; data.source "
+                f"'{info.name}' has {info.num_classes or 0}."
+            )
+        hyper = resolve_hyper(config, info.kind)
+        return nets.build_nets(
+            config.model, info.shape, d_norm=hyper.d_norm, out_act=hyper.out_act,
+            num_classes=info.num_classes, condition=config.model.condition,
+        )
+
+    @property
+    def classifies(self) -> bool:
+        """True when D has an auxiliary classifier (AC-GAN)."""
+        return bool(getattr(self.D, "has_classifier", False))
+
+    def conditioning(self, batch: Batch) -> Cond:
+        """The real batch's labels, for the real and the fake side alike."""
+        return (batch["y"],)
+
+    def discriminate(self, x: torch.Tensor, cond: Cond) -> Outputs:
+        """Scores of (x, y); with AC-GAN also D's class logits from the same features."""
+        if not self.classifies:
+            return self.D(x, *cond), None
+        features = self.D.features(x, *cond)
+        return self.D.score(features, *cond), self.D.class_logits(features)
+
+    def extra_d_loss(self, real: Outputs, fake: Outputs, cond: Cond) -> dict[str, torch.Tensor]:
+        """AC-GAN: D learns to classify real and fake examples (Odena et al. 2017, L_C)."""
+        if not self.classifies:
+            return {}
+        (y,) = cond
+        class_loss = F.cross_entropy(real[1], y) + F.cross_entropy(fake[1], y)
+        return {"d_class": self.config.loss.class_weight * class_loss}
+
+    def extra_g_loss(self, fake: Outputs, cond: Cond) -> dict[str, torch.Tensor]:
+        """AC-GAN: G's examples must be classified as the class asked for."""
+        if not self.classifies:
+            return {}
+        (y,) = cond
+        return {"g_class": self.config.loss.class_weight * F.cross_entropy(fake[1], y)}
+
+    def fixed_inputs(self, n: int, generator: torch.Generator) -> Batch:
+        """One grid row per class; column j uses the same z in every row."""
+        classes = self.info.num_classes
+        columns = max(1, n // classes)
+        z = torch.randn(columns, self.config.model.z_dim, generator=generator)
+        return {
+            "z": z.repeat(classes, 1),
+            "y": torch.arange(classes).repeat_interleave(columns),
+        }
+
+    def grid(self, inputs: Batch) -> tuple[torch.Tensor, int | None]:
+        """G's samples for the fixed codes and classes, one row per class."""
+        x = generate(self.G, inputs["z"], inputs["y"], device=self.device)
+        return x, inputs["z"].shape[0] // self.info.num_classes

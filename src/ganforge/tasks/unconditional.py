@@ -14,7 +14,7 @@ from ganforge.config import Config
 from ganforge.data.dataset import DataInfo
 from ganforge.tasks.adversarial import AdversarialTask
 from ganforge.tasks.base import Batch, resolve_hyper
-from ganforge.tasks.sampling import Sampler, generate
+from ganforge.tasks.sampling import generate
 
 
 class UnconditionalTask(AdversarialTask):
@@ -38,16 +38,3 @@ class UnconditionalTask(AdversarialTask):
     def grid(self, inputs: Batch) -> tuple[torch.Tensor, int | None]:
         """G's samples for the fixed codes, in a square-ish grid."""
         return generate(self.G, inputs["z"], device=self.device), None
-
-    def sampler(self) -> Sampler:
-        """A Sampler over the live G."""
-        return Sampler(self.G, self.info, self.name, self.device)
-
-    @classmethod
-    def load_sampler(
-        cls, config: Config, info: DataInfo, states: dict, device: torch.device | str = "cpu"
-    ) -> Sampler:
-        """G rebuilt from the config and data info, with the checkpoint's weights."""
-        generator, _ = cls.build_nets(config, info)
-        generator.load_state_dict(states["G"])
-        return Sampler(generator.to(device).eval(), info, cls.name, device)

@@ -82,7 +82,7 @@ def write_samples(
         if kind != "image":
             from ganforge.report.scatter import plot_points
 
-            return [plot_points(x, None, out, title=title)]
+            return [plot_points(x, None, out, title=title, labels=drawn.labels)]
         return [save_grid(x, out, nrow=drawn.nrow)]
     data = to_data_scale(x, kind)
     if kind == "image":
