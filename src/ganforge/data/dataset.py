@@ -47,6 +47,10 @@ class Dataset:
         """The batch fields this source can fill: x always, y when it has class labels."""
         return ("x", "y") if self.labels is not None else ("x",)
 
+    def field(self, name: str) -> torch.Tensor:
+        """The tensor behind a batch field: x (examples) or y (labels)."""
+        return {"x": self.x, "y": self.labels}[name]
+
     def info(self) -> DataInfo:
         """What a task needs to know about the data (no examples): kept with checkpoints."""
         counts = None

@@ -122,9 +122,7 @@ class Trainer:
         self.dataset = build_dataset(config.data)
         task_class = tasks.get(config.task.name)
         check_fields(task_class, self.dataset, config.data.source)
-        self.fields = {"x": self.dataset.x.to(self.device)}
-        if "y" in task_class.needs:
-            self.fields["y"] = self.dataset.labels.to(self.device)
+        self.fields = {f: self.dataset.field(f).to(self.device) for f in task_class.needs}
         torch.manual_seed(t.seed)
         self.noise = torch.Generator().manual_seed(t.seed + NOISE_SEED_OFFSET)
         self.task = task_class(config, self.dataset.info(), self.device, self.noise)
@@ -182,7 +180,10 @@ class Trainer:
             return save_grid(fake.cpu(), path, nrow=nrow)
         from ganforge.report.scatter import plot_points
 
-        return plot_points(fake.cpu(), self.dataset.x[:2000], path, title=f"step {self.step}")
+        return plot_points(
+            fake.cpu(), self.dataset.x[:2000], path, title=f"step {self.step}",
+            labels=self.fixed_inputs.get("y"),
+        )
 
     def evaluate(self, logger: RunLogger) -> None:
         """Run the configured metrics, log them, and keep the best checkpoint."""
