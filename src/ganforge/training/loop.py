@@ -26,7 +26,7 @@ from ganforge.config import Config, DataConfig
 from ganforge.data import Dataset, build_dataset
 from ganforge.data.dataset import FIELD_HELP
 from ganforge.errors import GanforgeError
-from ganforge.fileio import atomic_write_text
+from ganforge.fileio import atomic_write_text, remove_stale_temps
 from ganforge.images import save_grid
 from ganforge.report.plots import plot_losses
 from ganforge.training import checkpoint
@@ -135,10 +135,16 @@ class Trainer:
         self.step = 0
         self.last_checkpoint: Path | None = None
         self.best: dict[str, Any] | None = None
+        self.notes: list[str] = []  # one-line notices printed when fit() starts
 
     # -- state -----------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        """Write the checkpoint of the current step and drop the oldest beyond keep_checkpoints."""
+        """Write the checkpoint of the current step and drop the oldest beyond keep_checkpoints.
+
+        Refused (the run stops as diverged) when any weight is NaN or infinite, so the newest
+        checkpoint is always a good one.
+        """
+        check_weights(self.task.modules(), self.step, self.last_checkpoint)
         batch_tensors, batch_values = self.batches.state()
         extra = {f"batches.{k}": v for k, v in batch_tensors.items()}
         extra["rng.noise"] = self.noise.get_state()
@@ -219,6 +225,8 @@ class Trainer:
             self.run.metrics, self.step, t.steps, progress and cfg.log.progress,
             self.run.tensorboard if cfg.log.tensorboard else None,
         )
+        for note in self.notes:
+            logger.message(note)
         grid = None
         interrupted = False
         clock, steps_timed = time.perf_counter(), 0
@@ -231,6 +239,11 @@ class Trainer:
                     self.step += 1
                     log_now = self.step % cfg.log.every == 0 or self.step == t.steps
                     stats = self.train_step(log_now)
+                    checkpoint_due = self.step % t.checkpoint_every == 0 or bool(
+                        cfg.eval.every and self.step % cfg.eval.every == 0
+                    )
+                    if check_losses_now(self.device, log_now, checkpoint_due):
+                        check_finite(stats, self.step, self.last_checkpoint)
                     steps_timed += 1
                     if log_now:
                         seconds = time.perf_counter() - clock
@@ -270,7 +283,6 @@ class Trainer:
             stats = task.d_step(batch, keep_fake_for_g=g_turn and i == h.n_critic - 1)
         if g_turn:
             stats.update(task.g_step(batch))
-        check_finite(stats, self.step, self.last_checkpoint)
         return stats
 
     def next_batch(self) -> dict[str, torch.Tensor]:
@@ -302,22 +314,44 @@ def checkpoint_step(json_path: Path) -> int:
     return int(json_path.stem.split("-")[1])
 
 
+def check_losses_now(device: torch.device, log_now: bool, checkpoint_due: bool) -> bool:
+    """Whether this step's losses are checked for NaN/Inf.
+
+    On CPU every step (exact, and free). On a GPU the check waits for the device, so it runs
+    only on log steps and before a checkpoint; save_checkpoint checks the weights as well, so a
+    divergence between checks never reaches a checkpoint.
+    """
+    return device.type != "cuda" or log_now or checkpoint_due
+
+
+def diverged(what: str, step: int, last: Path | None) -> GanforgeError:
+    """The divergence error: what went bad, where, the last good checkpoint, common fixes."""
+    kept = (
+        f"The last good checkpoint is {last} (step {checkpoint_step(last)}); "
+        f"resume from it with `ganforge train --resume {last.parent.parent}` "
+        "after changing the settings with --set."
+        if last is not None
+        else "No checkpoint was written before it."
+    )
+    return GanforgeError(
+        f"Training diverged: {what} at step {step}. {kept} Common fixes: lower "
+        "optim.d_lr / optim.g_lr, use another loss (e.g. loss.name=hinge), or a smaller model."
+    )
+
+
 def check_finite(stats: dict[str, torch.Tensor], step: int, last: Path | None) -> None:
     """Stop the run with a clear message when a loss turns NaN or infinite."""
     for name in ("d_loss", "g_loss"):
         if name in stats and not torch.isfinite(stats[name]).item():
-            kept = (
-                f"The last good checkpoint is {last} (step {checkpoint_step(last)}); "
-                f"resume from it with `ganforge train --resume {last.parent.parent}` "
-                "after changing the settings with --set."
-                if last is not None
-                else "No checkpoint was written before it."
-            )
-            raise GanforgeError(
-                f"Training diverged: {name} became {float(stats[name])} at step {step}. "
-                f"{kept} Common fixes: lower optim.d_lr / optim.g_lr, use another loss "
-                "(e.g. loss.name=hinge), or a smaller model."
-            )
+            raise diverged(f"{name} became {float(stats[name])}", step, last)
+
+
+def check_weights(modules: dict[str, torch.nn.Module], step: int, last: Path | None) -> None:
+    """Stop the run when any weight or buffer of a network is NaN or infinite."""
+    for name, module in modules.items():
+        tensors = [t for t in module.state_dict().values() if t.is_floating_point()]
+        if tensors and not all(torch.isfinite(t).all() for t in tensors):
+            raise diverged(f"the weights of {name} became NaN or infinite", step, last)
 
 
 def default_against(data: DataConfig) -> DataConfig:
@@ -367,6 +401,7 @@ def train(config: Config, out: str | Path, overwrite: bool = False, progress: bo
     run.refuse_existing(overwrite)
     trainer = Trainer(config, run)  # data and nets first: bad input fails before any write
     run.prepare_new()
+    remove_stale_temps(run.root)
     atomic_write_text(run.config, configlib.dump(config))
     return trainer.fit(progress)
 
@@ -379,11 +414,20 @@ def resume(
     run = RunDir(Path(run_dir))
     if not run.root.is_dir():
         raise GanforgeError(f"--resume '{run_dir}' is not a directory made by `ganforge train`.")
-    json_path = checkpoint.resolve(run.root)
+    fresh = not checkpoint.list_checkpoints(run.checkpoints) and run.config.is_file()
+    json_path = None if fresh else checkpoint.resolve(run.root)
     base = config_path or run.config
     config = configlib.load(base, overrides)
     trainer = Trainer(config, run)
-    trainer.restore(json_path)
+    for folder in (run.root, run.checkpoints, run.samples):
+        remove_stale_temps(folder)
+    if fresh:  # killed before its first checkpoint: the run is deterministic, so start over
+        run.prepare_new()
+        trainer.notes.append(
+            f"{run.root} has no checkpoint yet: starting it again from step 0 with its config."
+        )
+    else:
+        trainer.restore(json_path)
     if trainer.step >= config.train.steps:
         raise GanforgeError(
             f"The run is already at step {trainer.step} and train.steps is "
