@@ -269,3 +269,57 @@ def test_finite_check_is_exact_on_cpu_and_on_log_or_checkpoint_steps_on_cuda(
     from ganforge.training.loop import check_losses_now
 
     assert check_losses_now(torch.device(device), log_now, checkpoint_due) is expected
+
+
+def test_resume_overrides_of_lr_and_betas_take_effect_and_are_logged(tmp_path, capsys):
+    config = configlib.load(None, TINY_MLP + ["train.steps=4"])
+    train(config, tmp_path / "run", progress=False)
+    capsys.readouterr()
+    resume(tmp_path / "run", ["train.steps=8", "optim.d_lr=1e-6", "optim.betas=[0.0, 0.9]"],
+           progress=False)
+    out = capsys.readouterr().out
+    assert "opt_d" in out and "1e-06" in out and "betas" in out
+    _, meta = checkpoint.load(checkpoint.resolve(tmp_path / "run"))
+    group_d = meta["optimizers"]["opt_d"]["param_groups"][0]
+    group_g = meta["optimizers"]["opt_g"]["param_groups"][0]
+    assert group_d["lr"] == 1e-6 and group_d["betas"] == [0.0, 0.9]
+    assert group_g["lr"] == 2e-4 and group_g["betas"] == [0.0, 0.9]
+
+
+def test_resume_with_another_optimizer_type_is_refused_with_the_way_out(tmp_path):
+    config = configlib.load(None, TINY_MLP + ["train.steps=2"])
+    train(config, tmp_path / "run", progress=False)
+    with pytest.raises(GanforgeError, match="optim.name") as err:
+        resume(tmp_path / "run", ["train.steps=4", "optim.name=rmsprop"], progress=False)
+    assert "--out" in str(err.value)
+
+
+def test_raising_steps_with_a_linear_schedule_warns(tmp_path, capsys):
+    config = configlib.load(None, TINY_MLP + ["train.steps=4", "optim.lr_decay=linear"])
+    train(config, tmp_path / "run", progress=False)
+    capsys.readouterr()
+    resume(tmp_path / "run", ["train.steps=8"], progress=False)
+    out = capsys.readouterr().out
+    assert "re-planned" in out and "train.steps" in out
+
+
+@pytest.mark.parametrize(
+    "decay, step, expected",
+    [("none", 7, 1.0), ("linear", 1, 1.0), ("linear", 6, 0.5),
+     ("constant_linear", 1, 1.0), ("constant_linear", 6, 1.0), ("constant_linear", 7, 0.8),
+     ("constant_linear", 10, 0.2)],
+)
+def test_lr_factor_schedules(decay, step, expected):
+    from ganforge.training.loop import lr_factor
+
+    assert lr_factor(decay, step, total=10, decay_start=0.5) == pytest.approx(expected)
+
+
+def test_constant_linear_schedule_is_used_by_the_loop(tmp_path):
+    config = configlib.load(None, TINY_MLP + [
+        "train.steps=8", "optim.lr_decay=constant_linear", "optim.decay_start=0.5",
+    ])
+    train(config, tmp_path / "run", progress=False)
+    _, meta = checkpoint.load(checkpoint.resolve(tmp_path / "run"))
+    group = meta["optimizers"]["opt_g"]["param_groups"][0]
+    assert group["lr"] == pytest.approx(group["initial_lr"] * (1 - 3 / 4))

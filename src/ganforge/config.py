@@ -102,8 +102,12 @@ class OptimConfig:
     betas: list[float] | None = None
     n_critic: int | None = None
     lr_decay: str = "none"
+    decay_start: float = 0.5
 
-    CHOICES: ClassVar[dict[str, tuple]] = {"name": (None, "adam", "rmsprop"), "lr_decay": ("none", "linear")}
+    CHOICES: ClassVar[dict[str, tuple]] = {
+        "name": (None, "adam", "rmsprop"),
+        "lr_decay": ("none", "linear", "constant_linear"),
+    }
 
 
 @dataclass
@@ -302,6 +306,8 @@ def validate(config: Config) -> None:
         raise GanforgeError("Config key 'train.d_warmup_steps' must be 0 or more.")
     if config.optim.n_critic is not None and config.optim.n_critic < 1:
         raise GanforgeError("Config key 'optim.n_critic' must be at least 1.")
+    if not 0.0 <= config.optim.decay_start < 1.0:
+        raise GanforgeError("Config key 'optim.decay_start' must be in [0, 1), e.g. 0.5.")
     if config.optim.betas is not None and len(config.optim.betas) != 2:
         raise GanforgeError("Config key 'optim.betas' must be two numbers, e.g. [0.5, 0.999].")
     if config.data.limit is not None and config.data.limit < 1:

@@ -28,6 +28,7 @@ from ganforge.data.dataset import FIELD_HELP
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write_text, remove_stale_temps
 from ganforge.images import save_grid
+from ganforge.losses import get_loss
 from ganforge.report.plots import plot_losses
 from ganforge.training import checkpoint
 from ganforge.training.batches import EpochBatches
@@ -166,7 +167,13 @@ class Trainer:
         """Continue from a checkpoint: nets, optimizers, data position, every RNG, step."""
         tensors, meta = checkpoint.load(json_path)
         check_compatible(meta, self.config, self.dataset)
-        checkpoint.restore(tensors, meta, self.task.modules(), self.task.optimizers())
+        optimizers = self.task.optimizers()
+        wanted = {name: optimizer_settings(opt) for name, opt in optimizers.items()}
+        checkpoint.restore(tensors, meta, self.task.modules(), optimizers)
+        for name, optimizer in optimizers.items():
+            for change in apply_optimizer_settings(optimizer, wanted[name]):
+                self.notes.append(f"resume: {name} {change} (from the config; in effect now)")
+        self.notes.extend(schedule_notes(meta["config"], self.config, int(meta["step"])))
         self.task.load_state_tensors(checkpoint.module_state(tensors, "task"))
         prefix = "batches."
         batch_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -275,8 +282,10 @@ class Trainer:
         t, h, task = self.config.train, self.task.hyper, self.task
         g_turn = self.step > t.d_warmup_steps
         task.collect_grad_norms = log_now
-        if self.config.optim.lr_decay == "linear":
-            set_lr_factor(task.optimizers().values(), 1.0 - (self.step - 1) / t.steps)
+        o = self.config.optim
+        if o.lr_decay != "none":
+            factor = lr_factor(o.lr_decay, self.step, t.steps, o.decay_start)
+            set_lr_factor(task.optimizers().values(), factor)
         stats: dict[str, torch.Tensor] = {}
         for i in range(h.n_critic):
             batch = self.next_batch()
@@ -296,17 +305,79 @@ class Trainer:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+def lr_factor(decay: str, step: int, total: int, decay_start: float) -> float:
+    """Learning-rate factor of step (1-based) out of total.
+
+    linear: from 1 at the first step to 0 at the end. constant_linear: 1 for the first
+    decay_start fraction of the steps, then linear to 0 (CycleGAN and pix2pix: constant for
+    n_epochs, then n_epochs_decay linear to 0; their default is half and half).
+    """
+    if decay == "none":
+        return 1.0
+    start = decay_start * total if decay == "constant_linear" else 0.0
+    done = step - 1
+    if done < start:
+        return 1.0
+    return 1.0 - (done - start) / (total - start)
+
+
 def set_lr_factor(optimizers, factor: float) -> None:
     """Scale every param group's learning rate to factor x its initial value.
 
-    Linear decay to 0 over train.steps (as in CycleGAN and pix2pix); the initial rate is kept
-    in the group (saved with the optimizer), so resuming continues the same schedule as long
-    as train.steps is unchanged.
+    The initial rate is kept in the group (saved with the optimizer), so resuming continues the
+    same schedule as long as train.steps is unchanged (schedule_notes warns when it changes).
     """
     for optimizer in optimizers:
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
             group["lr"] = group["initial_lr"] * factor
+
+
+def optimizer_settings(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    """The config-given settings (lr, betas) of each param group of a fresh optimizer."""
+    return [
+        {key: group[key] for key in ("lr", "betas") if key in group}
+        for group in optimizer.param_groups
+    ]
+
+
+def apply_optimizer_settings(
+    optimizer: torch.optim.Optimizer, settings: list[dict[str, Any]]
+) -> list[str]:
+    """Put the config's lr and betas into a restored optimizer; describe what changed.
+
+    A restored optimizer state carries the rates it was saved with; without this a
+    `--set optim.d_lr=...` on resume would be silently dropped.
+    """
+    changes = []
+    for group, wanted in zip(optimizer.param_groups, settings, strict=True):
+        saved_lr = group.get("initial_lr", group["lr"])
+        if saved_lr != wanted["lr"]:
+            changes.append(f"lr {saved_lr:g} -> {wanted['lr']:g}")
+            if "initial_lr" in group:  # a decaying schedule: keep its current factor
+                group["lr"] = wanted["lr"] * (group["lr"] / saved_lr if saved_lr else 1.0)
+                group["initial_lr"] = wanted["lr"]
+            else:
+                group["lr"] = wanted["lr"]
+        if "betas" in wanted and tuple(group["betas"]) != tuple(wanted["betas"]):
+            changes.append(f"betas {tuple(group['betas'])} -> {tuple(wanted['betas'])}")
+            group["betas"] = tuple(wanted["betas"])
+    return sorted(set(changes))
+
+
+def schedule_notes(saved: dict[str, Any], config: Config, step: int) -> list[str]:
+    """A warning when a resume re-plans a decaying learning-rate schedule."""
+    o, before = config.optim, saved["train"]["steps"]
+    if o.lr_decay == "none" or before == config.train.steps:
+        return []
+    old = lr_factor(o.lr_decay, step + 1, before, o.decay_start)
+    new = lr_factor(o.lr_decay, step + 1, config.train.steps, o.decay_start)
+    note = (
+        f"warning: train.steps changed from {before} to {config.train.steps} with "
+        f"optim.lr_decay={o.lr_decay}: the schedule is re-planned over the new length, so the "
+        f"learning rate factor goes from {old:.3g} to {new:.3g} at step {step + 1}."
+    )
+    return [note]
 
 
 def checkpoint_step(json_path: Path) -> int:
@@ -382,6 +453,8 @@ def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> 
             problems.append(f"model.{key} was {before!r}, now {now!r}")
     if saved["loss"]["name"] != config.loss.name:
         problems.append(f"loss.name was {saved['loss']['name']!r}, now {config.loss.name!r}")
+    else:
+        check_same_optimizer(saved, config)
     if list(meta["data"]["shape"]) != list(dataset.shape):
         problems.append(f"data shape was {meta['data']['shape']}, now {list(dataset.shape)}")
     if problems:
@@ -389,6 +462,20 @@ def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> 
             "Cannot resume: the checkpoint was trained with another architecture or data ("
             + "; ".join(problems)
             + "). Resume with the run's own config, or start a new run with another --out."
+        )
+
+
+def check_same_optimizer(saved: dict[str, Any], config: Config) -> None:
+    """Refuse a resume that changes the optimizer type (its state cannot carry over)."""
+    default = get_loss(config.loss.name).optimizer
+    before = saved.get("optim", {}).get("name") or default
+    now = config.optim.name or default
+    if before != now:
+        raise GanforgeError(
+            f"Cannot resume with optim.name={now}: the run was trained with {before}, and an "
+            f"optimizer's state does not carry over to another type. Resume without changing "
+            f"optim.name, or start afresh from step 0 with `ganforge train CONFIG --set "
+            f"optim.name={now} --out NEW_RUN_DIR`."
         )
 
 
