@@ -54,6 +54,14 @@ MIN_SAMPLES = {
     "ifid": 2,  # per class; intra_fid checks each class
 }
 NEEDS_REAL = ("fid", "kid", "pr", "dc", "ifid")
+# the numbers each metric name reports (cas is computed by training/cas.py: it trains a net)
+SCORES = {
+    "fid": ("fid",), "kid": ("kid", "kid_std"), "is": ("is", "is_std"),
+    "pr": ("precision", "recall"), "dc": ("density", "coverage"),
+    "modes": ("modes_covered", "hq_percent", "modes_kl"), "cacc": ("cacc",), "ifid": ("ifid",),
+    "cas": ("cas", "cas_real"),
+}
+FEATURE_KINDS = ("inception", "classifier")  # inception[:PATH] or classifier:PATH
 SPLITS = ("train", "test")
 
 

@@ -36,7 +36,7 @@ from ganforge.training.logger import RunLogger, read_metrics, truncate_after
 from ganforge.training.rundir import RunDir
 
 DATA_SEED_OFFSET, NOISE_SEED_OFFSET, FIXED_SEED_OFFSET = 0, 1, 2
-LOWER_IS_BETTER = ("fid", "kid", "modes_kl")  # every other metric: higher is better
+LOWER_IS_BETTER = ("fid", "kid", "modes_kl", "ifid")  # every other metric: higher is better
 
 
 @dataclass
@@ -213,13 +213,14 @@ class Trainer:
         logger.message(
             f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
         )
-        value = scores.get(e.primary)
+        primary = configlib.primary_score(e)
+        value = scores.get(primary)
         if value is None or not math.isfinite(value):
             return
-        lower = e.primary in LOWER_IS_BETTER
+        lower = primary in LOWER_IS_BETTER
         best = None if self.best is None else self.best["value"]
         if best is None or (value < best if lower else value > best):
-            self.best = {"metric": e.primary, "value": value, "step": self.step}
+            self.best = {"metric": primary, "value": value, "step": self.step}
             checkpoint.copy_as(self.save_checkpoint(), "best")
 
     # -- the loop --------------------------------------------------------------------------
