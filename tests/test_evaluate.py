@@ -468,11 +468,12 @@ def test_two_plain_folders_compare_at_native_size_with_an_honest_split(monkeypat
     monkeypatch.setattr(ev, "load_extractor", lambda features, device="cpu": ToyExtractor())
     a = _png_folder(tmp_path / "a", _images(20, 1, (1, 28, 28)))
     b = _png_folder(tmp_path / "b", _images(20, 2, (1, 28, 28)))
-    result = ev.evaluate(
-        targets.fake_from_target(str(a)), f"folder:{b}", ["fid"], "classifier:toy", n=20,
+    result = ev.evaluate(  # no n: all images of the two folders, as pytorch-fid compares
+        targets.fake_from_target(str(a)), f"folder:{b}", ["fid"], "classifier:toy",
         cache_dir=tmp_path / "cache", progress=False,
     )
     protocol = result["protocol"]
+    assert protocol["n_fake"] == protocol["n_real"] == 20
     assert protocol["shape"] == [1, 28, 28] and math.isfinite(result["fid"])
     assert "28x28" in protocol["against"]["resolution"]
     assert protocol["against"]["split"] != "test"  # a folder has no test split

@@ -259,6 +259,9 @@ def evaluate(
     names = parse_metrics(metrics)
     config = parse_against(against)
     drawn, read_at = None, None
+    count = getattr(fake, "count", None)  # finite targets (folders, files) say how many
+    if n is None and count is not None:  # all of them, up to the protocol's n
+        n = min(DEFAULT_N["image"], count())
     if config.source.startswith("folder:") and config.resolution is None:
         # an image folder has no resolution of its own: read it at the samples' (the target's)
         n = DEFAULT_N["image"] if n is None else n
@@ -270,6 +273,8 @@ def evaluate(
     name = f"{config.source}:{config.split}" if _has_splits(config.source) else config.source
     dataset = _build_dataset(config)
     n = DEFAULT_N.get(dataset.kind, 10_000) if n is None else n
+    if count is not None and not _has_splits(config.source):  # two finite sets: the smaller
+        n = min(n, len(dataset))
     if read_at is None and dataset.kind == "image":
         read_at = "x".join(map(str, dataset.shape[1:]))
     _check_counts(names, n)
