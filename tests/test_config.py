@@ -152,3 +152,24 @@ def test_every_numeric_key_has_a_range():
             if is_number and name != "channels":  # channels: a choice of 1 or 3
                 numeric.add(f"{section}.{name}")
     assert numeric == set(configlib.RANGES)
+
+
+@pytest.mark.parametrize("device, ok", [("cuda:1", True), ("cpu", True), ("gpu", False),
+                                        ("cuda:x", False)])
+def test_train_device_accepts_cuda_n(device, ok):
+    if ok:
+        assert configlib.load(None, [f"train.device={device}"]).train.device == device
+    else:
+        with pytest.raises(GanforgeError, match="cuda:N"):
+            configlib.load(None, [f"train.device={device}"])
+
+
+def test_pick_device_explains_a_missing_gpu():
+    import torch
+
+    from ganforge.devices import pick_device
+
+    assert pick_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(GanforgeError, match="no CUDA GPU"):
+            pick_device("cuda:0")

@@ -122,9 +122,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     num_samples: int = 64
-    device: str = "auto"
-
-    CHOICES: ClassVar[dict[str, tuple]] = {"device": ("auto", "cpu", "cuda", "mps")}
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps (checked in validate)
 
 
 @dataclass
@@ -400,6 +398,9 @@ def validate(config: Config) -> None:
     if config.optim.betas is not None and len(config.optim.betas) != 2:
         raise GanforgeError("Config key 'optim.betas' must be two numbers, e.g. [0.5, 0.999].")
     check_eval(config.eval)
+    from ganforge.devices import check_device_name
+
+    check_device_name(config.train.device)
 
 
 # ---------------------------------------------------------------------------------------------

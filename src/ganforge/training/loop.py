@@ -25,6 +25,7 @@ from ganforge import tasks
 from ganforge.config import Config, DataConfig
 from ganforge.data import Dataset, build_dataset
 from ganforge.data.dataset import FIELD_HELP
+from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write_text, remove_stale_temps
 from ganforge.images import save_grid
@@ -49,19 +50,6 @@ class TrainResult:
     sample_grid: Path | None
     loss_plot: Path | None
     interrupted: bool = False
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' picks CUDA, then MPS, then CPU; an explicit device must exist."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GanforgeError("train.device is 'cuda' but no CUDA GPU is visible; use 'auto'.")
-    return torch.device(name)
 
 
 def run_meta(config: Config, dataset: Dataset) -> dict[str, Any]:
@@ -206,7 +194,7 @@ class Trainer:
         result = evaluate_sampler(
             self.task.sampler(), self.config.data, against=against, metrics=e.metrics,
             features=e.features, n=e.n, seed=self.config.train.seed, labels=e.labels,
-            progress=False,
+            progress=False, device=str(self.device),
         )
         scores = flat_scores(result)
         logger.log({"step": self.step, **{f"eval/{k}": v for k, v in scores.items()}})
