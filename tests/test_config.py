@@ -173,3 +173,12 @@ def test_pick_device_explains_a_missing_gpu():
     if not torch.cuda.is_available():
         with pytest.raises(GanforgeError, match="no CUDA GPU"):
             pick_device("cuda:0")
+
+
+def test_ready_configs_load_and_open_with_one_clean_comment_line():
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.parent.glob("configs/*.yaml")):
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# ") and first.count("#") == 1, path.name
+        configlib.load(path)
