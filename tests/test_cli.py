@@ -179,3 +179,29 @@ def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path):
     assert main(["train", "--resume", str(run), "--set", f"train.steps={step + 5}",
                  "--no-progress"]) == 0
     assert checkpoint.load(checkpoint.resolve(run))[1]["step"] == step + 5
+
+
+@pytest.mark.parametrize("verb", [["sample", "nowhere", "--out", "x.png"],
+                                  ["eval", "nowhere", "--against", "ring8"],
+                                  ["train-classifier", "--data", "mnist", "--out", "c.st"]])
+def test_device_option_refuses_a_bad_device_clearly(verb, capsys):
+    from ganforge.cli import main
+
+    assert main([*verb, "--device", "gpu"]) == 2
+    err = capsys.readouterr().err
+    assert "--device is 'gpu'" in err and "cuda:N" in err and "Traceback" not in err
+
+
+def test_device_cpu_on_eval_of_a_run(tmp_path, capsys):
+    from ganforge import config as configlib
+    from ganforge.cli import main
+    from ganforge.training.loop import train
+
+    config = configlib.load(None, [
+        "data.source=ring8", "model.arch=mlp", "model.z_dim=8", "model.g_hidden=[16]",
+        "model.d_hidden=[16]", "train.steps=2", "log.progress=false",
+    ])
+    train(config, tmp_path / "run", progress=False)
+    assert main(["eval", str(tmp_path / "run"), "--metrics", "modes", "--n", "100",
+                 "--device", "cpu", "--no-progress"]) == 0
+    assert "modes" in capsys.readouterr().out

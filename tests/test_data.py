@@ -465,3 +465,21 @@ def test_mixture_samples(name):
     test = build_dataset(DataConfig(source=name, split="test", limit=1000))
     assert test.name == f"{name}:test" and len(test) == 1000
     assert not torch.equal(test.x, data.x[:1000])
+
+
+def test_folder_cache_keys_on_content_not_size_and_mtime(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = tmp_path / "imgs"
+    root.mkdir()
+    Image.new("L", (8, 8), color=10).save(root / "a.png")
+    cfg = DataConfig(source=f"folder:{root}", resolution=8)
+    assert int(build_dataset(cfg).x.max()) == 10
+    stat = (root / "a.png").stat()
+    other = tmp_path / "b.png"
+    Image.new("L", (8, 8), color=200).save(other)
+    assert other.stat().st_size == stat.st_size  # same size: only the pixels differ
+    (root / "a.png").write_bytes(other.read_bytes())  # as `cp -p` would: same size + mtime
+    os.utime(root / "a.png", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert int(build_dataset(cfg).x.max()) == 200

@@ -101,7 +101,7 @@ def test_real_against_itself_gives_perfect_scores_and_a_full_protocol(toy):
     assert abs(result["kid"]) < 1e-2
     assert result["precision"] == result["recall"] == result["coverage"] == 1.0
     protocol = result["protocol"]
-    assert protocol["against"] == {"source": "toy", "split": "test"}
+    assert protocol["against"] == {"source": "toy", "split": "test", "resolution": "12x12"}
     assert protocol["features"]["digest"] == "0" * 64
     assert protocol["n_real"] == protocol["n_fake"] == 60 and protocol["seed"] == 0
     assert protocol["params"]["pr"] == {"k": 3} and protocol["params"]["dc"] == {"k": 5}
@@ -452,3 +452,34 @@ def test_ifid_on_labelled_vectors_uses_raw_points(toy):
     assert result["protocol"]["features"]["name"] == "raw"
     with pytest.raises(GanforgeError, match="Conditional accuracy needs images"):
         _run(toy, (fake, labels), metrics=["cacc"], against="blobs", n=80)
+
+
+def _png_folder(folder: Path, images: torch.Tensor) -> Path:
+    from PIL import Image
+
+    folder.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image[0].numpy()).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def test_two_plain_folders_compare_at_native_size_with_an_honest_split(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(ev, "load_extractor", lambda features, device="cpu": ToyExtractor())
+    a = _png_folder(tmp_path / "a", _images(20, 1, (1, 28, 28)))
+    b = _png_folder(tmp_path / "b", _images(20, 2, (1, 28, 28)))
+    result = ev.evaluate(  # no n: all images of the two folders, as pytorch-fid compares
+        targets.fake_from_target(str(a)), f"folder:{b}", ["fid"], "classifier:toy",
+        cache_dir=tmp_path / "cache", progress=False,
+    )
+    protocol = result["protocol"]
+    assert protocol["n_fake"] == protocol["n_real"] == 20
+    assert protocol["shape"] == [1, 28, 28] and math.isfinite(result["fid"])
+    assert "28x28" in protocol["against"]["resolution"]
+    assert protocol["against"]["split"] != "test"  # a folder has no test split
+    assert ":test" not in ev.format_table(result)
+    same = ev.evaluate(
+        targets.fake_from_target(str(a)), f"folder:{a}", ["fid"], "classifier:toy", n=20,
+        cache_dir=tmp_path / "cache", progress=False,
+    )
+    assert abs(same["fid"]) < 1e-6

@@ -208,3 +208,118 @@ def test_resume_after_a_crash_continues_the_lr_schedule_exactly(tmp_path):
     _, meta = checkpoint.load(checkpoint.resolve(tmp_path / "crashed"))
     group = meta["optimizers"]["opt_g"]["param_groups"][0]
     assert group["lr"] == pytest.approx(group["initial_lr"] * (1 - 7 / 8))
+
+
+def test_resume_before_the_first_checkpoint_starts_from_step_0(tmp_path, capsys):
+    config = configlib.load(None, TINY_MLP + ["train.steps=6"])
+    train(config, tmp_path / "straight", progress=False)
+    run = tmp_path / "killed"
+    (run / "checkpoints").mkdir(parents=True)  # killed before its first checkpoint
+    (run / "config.yaml").write_text(configlib.dump(config))
+    capsys.readouterr()
+    result = resume(run, progress=False)
+    assert result.step == 6
+    lines = [line for line in capsys.readouterr().out.splitlines() if "step 0" in line]
+    assert len(lines) == 1 and "no checkpoint" in lines[0]
+    assert_same_state(newest_tensors(tmp_path / "straight"), newest_tensors(run))
+
+
+def test_stale_temp_files_of_a_killed_checkpoint_write_are_removed(tmp_path):
+    config = configlib.load(None, TINY_MLP + ["train.steps=4"])
+    train(config, tmp_path / "run", progress=False)
+    ckpts = tmp_path / "run" / "checkpoints"
+    stale = ckpts / ".step-00000008.safetensors.abc123.tmp"  # atomic_write's temp name
+    stale.write_bytes(b"\0" * 1000)
+    mine = ckpts / "notes.tmp"
+    mine.write_text("not ganforge's")
+    resume(tmp_path / "run", ["train.steps=6"], progress=False)
+    assert not stale.exists() and mine.exists()
+
+
+def test_nan_weights_are_never_checkpointed(tmp_path, monkeypatch):
+    from ganforge.tasks import unconditional
+
+    config = configlib.load(None, TINY_MLP + ["train.steps=20"])
+    original = unconditional.UnconditionalTask.g_step
+    calls = {"n": 0}
+
+    def poisoned(self, batch):
+        calls["n"] += 1
+        stats = original(self, batch)
+        if calls["n"] == 8:  # weights go bad after the losses of checkpoint step 8
+            with torch.no_grad():
+                next(self.G.parameters()).fill_(float("inf"))
+        return stats
+
+    monkeypatch.setattr(unconditional.UnconditionalTask, "g_step", poisoned)
+    with pytest.raises(GanforgeError, match="diverged") as err:
+        train(config, tmp_path / "run", progress=False)
+    assert "step-00000004" in str(err.value)
+    assert checkpoint.resolve(tmp_path / "run").name == "step-00000004.json"
+
+
+@pytest.mark.parametrize(
+    "device, log_now, checkpoint_due, expected",
+    [("cpu", False, False, True), ("cuda", False, False, False),
+     ("cuda", True, False, True), ("cuda", False, True, True)],
+)
+def test_finite_check_is_exact_on_cpu_and_on_log_or_checkpoint_steps_on_cuda(
+    device, log_now, checkpoint_due, expected
+):
+    from ganforge.training.loop import check_losses_now
+
+    assert check_losses_now(torch.device(device), log_now, checkpoint_due) is expected
+
+
+def test_resume_overrides_of_lr_and_betas_take_effect_and_are_logged(tmp_path, capsys):
+    config = configlib.load(None, TINY_MLP + ["train.steps=4"])
+    train(config, tmp_path / "run", progress=False)
+    capsys.readouterr()
+    resume(tmp_path / "run", ["train.steps=8", "optim.d_lr=1e-6", "optim.betas=[0.0, 0.9]"],
+           progress=False)
+    out = capsys.readouterr().out
+    assert "opt_d" in out and "1e-06" in out and "betas" in out
+    _, meta = checkpoint.load(checkpoint.resolve(tmp_path / "run"))
+    group_d = meta["optimizers"]["opt_d"]["param_groups"][0]
+    group_g = meta["optimizers"]["opt_g"]["param_groups"][0]
+    assert group_d["lr"] == 1e-6 and group_d["betas"] == [0.0, 0.9]
+    assert group_g["lr"] == 2e-4 and group_g["betas"] == [0.0, 0.9]
+
+
+def test_resume_with_another_optimizer_type_is_refused_with_the_way_out(tmp_path):
+    config = configlib.load(None, TINY_MLP + ["train.steps=2"])
+    train(config, tmp_path / "run", progress=False)
+    with pytest.raises(GanforgeError, match="optim.name") as err:
+        resume(tmp_path / "run", ["train.steps=4", "optim.name=rmsprop"], progress=False)
+    assert "--out" in str(err.value)
+
+
+def test_raising_steps_with_a_linear_schedule_warns(tmp_path, capsys):
+    config = configlib.load(None, TINY_MLP + ["train.steps=4", "optim.lr_decay=linear"])
+    train(config, tmp_path / "run", progress=False)
+    capsys.readouterr()
+    resume(tmp_path / "run", ["train.steps=8"], progress=False)
+    out = capsys.readouterr().out
+    assert "re-planned" in out and "train.steps" in out
+
+
+@pytest.mark.parametrize(
+    "decay, step, expected",
+    [("none", 7, 1.0), ("linear", 1, 1.0), ("linear", 6, 0.5),
+     ("constant_linear", 1, 1.0), ("constant_linear", 6, 1.0), ("constant_linear", 7, 0.8),
+     ("constant_linear", 10, 0.2)],
+)
+def test_lr_factor_schedules(decay, step, expected):
+    from ganforge.training.loop import lr_factor
+
+    assert lr_factor(decay, step, total=10, decay_start=0.5) == pytest.approx(expected)
+
+
+def test_constant_linear_schedule_is_used_by_the_loop(tmp_path):
+    config = configlib.load(None, TINY_MLP + [
+        "train.steps=8", "optim.lr_decay=constant_linear", "optim.decay_start=0.5",
+    ])
+    train(config, tmp_path / "run", progress=False)
+    _, meta = checkpoint.load(checkpoint.resolve(tmp_path / "run"))
+    group = meta["optimizers"]["opt_g"]["param_groups"][0]
+    assert group["lr"] == pytest.approx(group["initial_lr"] * (1 - 3 / 4))

@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="conditional runs: a class name or index, a comma list, or 'all' "
                         "(-n samples of each, one grid row per class; .npy also writes "
                         "FILE.labels.npy)")
+    _device_option(sample)
 
     verbs.add_parser("datasets", help="list data sources and whether they are available here")
 
@@ -91,9 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--labels", choices=("uniform", "data"), default="uniform",
                     help="conditional runs: classes of the samples, balanced (uniform, "
                     "default) or at the training data's class frequencies")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=int, default=0,
+                    help="seed of the sample noise and of the real subset (default 0)")
     ev.add_argument("--json", dest="json_out", help="write the full result as JSON here")
-    ev.add_argument("--no-progress", action="store_true")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _device_option(ev)
 
     clf = verbs.add_parser(
         "train-classifier", help="train the domain classifier used as a fast feature network",
@@ -106,7 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     clf.add_argument("--data-dir", help="folder holding the dataset files")
     clf.add_argument("--epochs", type=int, help="training epochs (default: the library's)")
     clf.add_argument("--seed", type=int, default=0)
+    _device_option(clf)
     return parser
+
+
+def _device_option(parser: argparse.ArgumentParser) -> None:
+    """--device, shared by the verbs that run networks."""
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then "
+                        "CPU), cpu, cuda, cuda:N or mps")
 
 
 # -- verbs -----------------------------------------------------------------------------------
@@ -142,11 +152,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from ganforge.devices import pick_device
     from ganforge.training.generator import sample_to_file
 
     loaded, drawn, written = sample_to_file(
         args.target, args.n, args.seed, args.out, request={"class": args.classes},
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, device=pick_device(args.device, "--device"),
     )
     files = " and ".join(str(p) for p in written)
     print(f"Wrote {len(drawn.x)} samples from step {loaded.step} to {files}")
@@ -164,23 +175,25 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from ganforge.devices import pick_device
     from ganforge.fileio import atomic_write_json
     from ganforge.metrics.evaluate import evaluate, format_table
     from ganforge.metrics.targets import fake_from_target
     from ganforge.training.loop import default_against
 
+    device = pick_device(args.device, "--device")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     target = args.target
     against = args.against
     common = {
         "metrics": metrics, "features": args.features, "n": args.n, "seed": args.seed,
-        "progress": not args.no_progress,
+        "progress": not args.no_progress, "device": str(device),
     }
     if _is_run(target):
         from ganforge.training.evaluation import evaluate_sampler
         from ganforge.training.generator import load_run
 
-        loaded = load_run(target)
+        loaded = load_run(target, device)
         against = against or default_against(loaded.config.data)
         result = evaluate_sampler(
             loaded.sampler, loaded.config.data, against=against, labels=args.labels, **common
@@ -207,9 +220,11 @@ def _is_run(target: str) -> bool:
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from ganforge.devices import pick_device
     from ganforge.training.classifier import train_classifier
 
-    kwargs = {"data_dir": args.data_dir, "seed": args.seed}
+    kwargs = {"data_dir": args.data_dir, "seed": args.seed,
+              "device": pick_device(args.device, "--device")}
     if args.epochs is not None:
         kwargs["epochs"] = args.epochs
     result = train_classifier(args.data, args.out, **kwargs)

@@ -8,10 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# atomic_write's temp names: "." + target name + "." + mkstemp's random part + ".tmp"
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -31,6 +35,20 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         tmp_path.unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete the temp files a killed atomic_write left in folder; return what was removed.
+
+    Call it only where no write is in flight (e.g. when a run starts or resumes).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if p.is_file() and _TEMP_NAME.match(p.name)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def _umask() -> int:

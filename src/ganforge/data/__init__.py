@@ -7,7 +7,7 @@ Images come back as uint8 (N, C, H, W), vectors as float32 (N, D); see data/data
 
 from ganforge.data.dataset import DataInfo, Dataset, to_data_scale
 from ganforge.data.mixtures import MIXTURES, Mixture
-from ganforge.data.registry import SourceInfo, build_dataset, list_sources
+from ganforge.data.registry import SourceInfo, build_dataset, has_splits, list_sources
 
 __all__ = [
     "MIXTURES",
@@ -16,6 +16,7 @@ __all__ = [
     "Mixture",
     "SourceInfo",
     "build_dataset",
+    "has_splits",
     "list_sources",
     "to_data_scale",
 ]

@@ -10,7 +10,7 @@ Unreadable files are skipped with a warning naming them (data.strict: an error i
 data.split is ignored: a folder is one split.
 
 The decoded tensor is saved in the user cache, keyed by a hash of the folder's path, its sorted
-file list with sizes and mtimes, and the resolution, channels and limit, so a second build
+file list with a BLAKE2b hash of each file's bytes, and the resolution, channels and limit, so a second build
 decodes nothing; any change to the files makes a new key. The 8 most recently used entries
 are kept.
 """
@@ -38,13 +38,13 @@ from ganforge.data.dataset import Dataset
 from ganforge.data.paths import user_cache_dir
 from ganforge.data.transforms import match_channels, resize_square
 from ganforge.errors import GanforgeError
-from ganforge.fileio import atomic_write
+from ganforge.fileio import atomic_write, file_digest
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 DEFAULT_RESOLUTION = 64
-CACHE_FORMAT = "ganforge-folder-v1"
+CACHE_FORMAT = "ganforge-folder-v2"  # v2: keyed on file contents
 GRAY_BANDS = {("L",), ("1",), ("I",), ("F",), ("L", "A")}
 SHOW_FIRST = 5  # unreadable files named in a message
 BATCH = 256  # files decoded per thread-pool round (a limit stops between rounds)
@@ -101,11 +101,12 @@ def why_unlabelled(root: Path, files: list[Path]) -> str:
 
 
 def cache_key(root: Path, files: list[Path], resolution: int, cfg: DataConfig) -> str:
-    """Hash of everything the decoded tensor depends on (paths, sizes, mtimes, settings)."""
-    listing = []
-    for f in files:
-        stat = f.stat()
-        listing.append([f.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+    """Hash of everything the decoded tensor depends on: paths, file contents, settings.
+
+    Contents, not size and mtime: a same-size file copied with its mtime kept (cp -p, rsync -t,
+    tar) must not return stale pixels. BLAKE2b reads at disk speed, far faster than decoding.
+    """
+    listing = [[f.relative_to(root).as_posix(), file_digest(f, "blake2b")] for f in files]
     blob = json.dumps(
         [CACHE_FORMAT, str(root), listing, resolution, cfg.channels, cfg.limit],
         separators=(",", ":"),

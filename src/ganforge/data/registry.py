@@ -81,6 +81,13 @@ def unknown_source(source: str) -> GanforgeError:
     )
 
 
+def has_splits(source: str) -> bool:
+    """Whether data.split means something for a source: named sets do; a folder or an array
+    file is one set of files, read whole whatever data.split says."""
+    form, sep, _ = source.strip().partition(":")
+    return not (sep and form in PATH_FORMS)
+
+
 def load_source(cfg: DataConfig) -> Dataset:
     """The raw dataset of cfg.source, before the shared finishing steps."""
     source = cfg.source.strip()

@@ -109,11 +109,13 @@ class ClassifierExtractor:
         x = to_input(images, arch.in_channels, arch.input_size)
         self.net.eval()
         features, logits = [], []
+        device = next(self.net.parameters()).device
         with torch.no_grad():
             for part in x.split(CHUNK):
-                f, lg = self.net(pad_batch(normalize(part, norm["mean"], norm["std"])))
-                features.append(f[: len(part)])
-                logits.append(lg[: len(part)])
+                batch = pad_batch(normalize(part, norm["mean"], norm["std"])).to(device)
+                f, lg = self.net(batch)
+                features.append(f[: len(part)].cpu())
+                logits.append(lg[: len(part)].cpu())
         if not features:
             return torch.empty(0, arch.hidden), torch.empty(0, arch.num_classes)
         return torch.cat(features), torch.cat(logits)

@@ -11,6 +11,7 @@ Those labels feed the conditional metrics (cacc, ifid); the other metrics ignore
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,14 @@ MIN_SAMPLES = {
     "ifid": 2,  # per class; intra_fid checks each class
 }
 NEEDS_REAL = ("fid", "kid", "pr", "dc", "ifid")
+# the numbers each metric name reports (cas is computed by training/cas.py: it trains a net)
+SCORES = {
+    "fid": ("fid",), "kid": ("kid", "kid_std"), "is": ("is", "is_std"),
+    "pr": ("precision", "recall"), "dc": ("density", "coverage"),
+    "modes": ("modes_covered", "hq_percent", "modes_kl"), "cacc": ("cacc",), "ifid": ("ifid",),
+    "cas": ("cas", "cas_real"),
+}
+FEATURE_KINDS = ("inception", "classifier")  # inception[:PATH] or classifier:PATH
 SPLITS = ("train", "test")
 
 
@@ -134,6 +143,25 @@ def _build_dataset(config: DataConfig) -> Any:
     from ganforge.data import build_dataset
 
     return build_dataset(config)
+
+
+def _has_splits(source: str) -> bool:
+    """Whether the source has train/test splits (a folder or array file is one set)."""
+    from ganforge.data import has_splits
+
+    return has_splits(source)
+
+
+def reference_split(config: DataConfig) -> str:
+    """The split of the reference as it was used: never a split the source does not have."""
+    if _has_splits(config.source):
+        return config.split
+    return "none (all its files; a run trained on this source saw these same images)"
+
+
+def _side(x: torch.Tensor) -> int | None:
+    """The side of square NCHW images (None for vectors or non-square images)."""
+    return int(x.shape[-1]) if x.ndim == 4 and x.shape[-1] == x.shape[-2] else None
 
 
 def _mixture(source: str) -> Any:
@@ -230,9 +258,25 @@ def evaluate(
     """
     names = parse_metrics(metrics)
     config = parse_against(against)
-    name = f"{config.source}:{config.split}"
+    drawn, read_at = None, None
+    count = getattr(fake, "count", None)  # finite targets (folders, files) say how many
+    if n is None and count is not None:  # all of them, up to the protocol's n
+        n = min(DEFAULT_N["image"], count())
+    if config.source.startswith("folder:") and config.resolution is None:
+        # an image folder has no resolution of its own: read it at the samples' (the target's)
+        n = DEFAULT_N["image"] if n is None else n
+        drawn = draw_fake(fake, n, seed)
+        config = dataclasses.replace(config, resolution=_side(drawn[0]))
+        if config.resolution is not None:
+            read_at = f"{config.resolution}x{config.resolution}, the samples' resolution"
+    split = reference_split(config)
+    name = f"{config.source}:{config.split}" if _has_splits(config.source) else config.source
     dataset = _build_dataset(config)
     n = DEFAULT_N.get(dataset.kind, 10_000) if n is None else n
+    if count is not None and not _has_splits(config.source):  # two finite sets: the smaller
+        n = min(n, len(dataset))
+    if read_at is None and dataset.kind == "image":
+        read_at = "x".join(map(str, dataset.shape[1:]))
     _check_counts(names, n)
     require_real_labels(names, dataset.labels, name, getattr(dataset, "label_note", None))
     needs_real = any(m in NEEDS_REAL for m in names)
@@ -243,11 +287,11 @@ def evaluate(
         real_x = dataset.x if whole else dataset.x[idx]
         if dataset.labels is not None:
             real_labels = dataset.labels if whole else dataset.labels[idx]
-    fake_x, fake_labels = draw_fake(fake, n, seed)
+    fake_x, fake_labels = drawn if drawn is not None else draw_fake(fake, n, seed)
     check_shapes(fake_x, dataset.shape, dataset.kind, name)
     require_fake_labels(names, fake_labels)
     protocol: dict[str, Any] = {
-        "against": {"source": config.source, "split": config.split},
+        "against": {"source": config.source, "split": split},
         "shape": list(dataset.shape),
         "fake": getattr(
             fake, "description", "tensor" if isinstance(fake, torch.Tensor) else "sampler"
@@ -258,6 +302,8 @@ def evaluate(
         "seed": seed,
         "metrics": names,
     }
+    if read_at is not None:
+        protocol["against"]["resolution"] = read_at
     if fake_labels is not None:
         protocol["fake_labels"] = getattr(fake, "label_description", "given with the samples")
     if "ifid" in names:

@@ -53,6 +53,15 @@ def _metric_lines(result: dict[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
+def _reference(against: dict[str, Any]) -> str:
+    """SOURCE:split for sources with splits, else the source and what was read of it."""
+    split = str(against.get("split"))
+    shown = f":{split}" if split in ("train", "test") else f", split {split}"
+    size = against.get("resolution")
+    read = f", read at {size}" if size else ""
+    return f"{against.get('source')}{shown}{read}"
+
+
 def _protocol_lines(protocol: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, text) for the protocol: reference, fake side and labels, features, params."""
     against = protocol.get("against", {})
@@ -65,7 +74,7 @@ def _protocol_lines(protocol: dict[str, Any]) -> list[tuple[str, str]]:
     )
     real = f"n_real {protocol.get('n_real')}, {protocol.get('real_selection')}"
     lines = [
-        ("against", f"{against.get('source')}:{against.get('split')} ({real})"),
+        ("against", f"{_reference(against)} ({real})"),
         ("fake", f"{protocol.get('fake')} (n_fake {protocol.get('n_fake')})"),
         ("features", f"{feats.get('name')}" + (f" sha256 {digest[:12]}" if digest else "")),
         ("extractor", str(feats.get("description"))),

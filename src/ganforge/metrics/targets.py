@@ -61,5 +61,11 @@ def fake_from_target(target: str, resolution: int | None = None) -> ev.Sampler:
             loaded.append(ev._build_dataset(config))
         return select(loaded[0].x, n, seed + 1, label)[0]
 
+    def count() -> int:
+        """How many samples the target holds (loads it)."""
+        sample(0, 0)
+        return len(loaded[0].x)
+
     sample.description = label  # type: ignore[attr-defined]
+    sample.count = count  # type: ignore[attr-defined]
     return sample

@@ -116,8 +116,9 @@ def train_epoch(
             continue
         for group in opt.param_groups:
             group["lr"] = LEARNING_RATE * schedule(state["step"], state["total"], state["warmup"])
-        _, logits = net(random_shift(x[idx], MAX_SHIFT, gen))
-        loss = F.cross_entropy(logits, y[idx])
+        device = next(net.parameters()).device  # the shift stays on the CPU generator
+        _, logits = net(random_shift(x[idx], MAX_SHIFT, gen).to(device))
+        loss = F.cross_entropy(logits, y[idx].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -141,6 +142,7 @@ def train_on_tensors(
     seed: int = 0,
     progress: bool = True,
     arch: ClassifierArch | None = None,
+    device: torch.device | str = "cpu",
 ) -> ClassifierExtractor:
     """Train a classifier on uint8 images with int labels; the same seed gives the same weights.
 
@@ -178,7 +180,7 @@ def train_on_tensors(
     }
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = ClassifierNet(arch)
+        net = ClassifierNet(arch).to(device)
         extractor = ClassifierExtractor(net, meta)
         fit(
             net,
@@ -191,7 +193,7 @@ def train_on_tensors(
             seed=seed,
             progress=progress,
         )
-    net.eval()
+    net.eval().cpu()  # saved and used from the CPU; extractors move it where they run
     test_acc = accuracy(extractor, x_test, y_test.long())
     meta["test_accuracy"] = None if math.isnan(test_acc) else test_acc
     meta["test_examples"] = len(x_test)
@@ -307,6 +309,7 @@ def train_classifier(
     seed: int = 0,
     limit: int | None = None,
     progress: bool = True,
+    device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     """Train the classifier on a labelled source and save it to `out` (atomic safetensors).
 
@@ -328,6 +331,7 @@ def train_classifier(
         batch_size=batch_size,
         seed=seed,
         progress=progress,
+        device=device,
     )
     digest = save_classifier(extractor, out)
     return {

@@ -25,9 +25,11 @@ from ganforge import tasks
 from ganforge.config import Config, DataConfig
 from ganforge.data import Dataset, build_dataset
 from ganforge.data.dataset import FIELD_HELP
+from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError
-from ganforge.fileio import atomic_write_text
+from ganforge.fileio import atomic_write_text, remove_stale_temps
 from ganforge.images import save_grid
+from ganforge.losses import get_loss
 from ganforge.report.plots import plot_losses
 from ganforge.training import checkpoint
 from ganforge.training.batches import EpochBatches
@@ -35,7 +37,7 @@ from ganforge.training.logger import RunLogger, read_metrics, truncate_after
 from ganforge.training.rundir import RunDir
 
 DATA_SEED_OFFSET, NOISE_SEED_OFFSET, FIXED_SEED_OFFSET = 0, 1, 2
-LOWER_IS_BETTER = ("fid", "kid", "modes_kl")  # every other metric: higher is better
+LOWER_IS_BETTER = ("fid", "kid", "modes_kl", "ifid")  # every other metric: higher is better
 
 
 @dataclass
@@ -48,19 +50,6 @@ class TrainResult:
     sample_grid: Path | None
     loss_plot: Path | None
     interrupted: bool = False
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' picks CUDA, then MPS, then CPU; an explicit device must exist."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GanforgeError("train.device is 'cuda' but no CUDA GPU is visible; use 'auto'.")
-    return torch.device(name)
 
 
 def run_meta(config: Config, dataset: Dataset) -> dict[str, Any]:
@@ -133,10 +122,16 @@ class Trainer:
         self.step = 0
         self.last_checkpoint: Path | None = None
         self.best: dict[str, Any] | None = None
+        self.notes: list[str] = []  # one-line notices printed when fit() starts
 
     # -- state -----------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        """Write the checkpoint of the current step and drop the oldest beyond keep_checkpoints."""
+        """Write the checkpoint of the current step and drop the oldest beyond keep_checkpoints.
+
+        Refused (the run stops as diverged) when any weight is NaN or infinite, so the newest
+        checkpoint is always a good one.
+        """
+        check_weights(self.task.modules(), self.step, self.last_checkpoint)
         batch_tensors, batch_values = self.batches.state()
         extra = {f"batches.{k}": v for k, v in batch_tensors.items()}
         extra["rng.noise"] = self.noise.get_state()
@@ -158,7 +153,13 @@ class Trainer:
         """Continue from a checkpoint: nets, optimizers, data position, every RNG, step."""
         tensors, meta = checkpoint.load(json_path)
         check_compatible(meta, self.config, self.dataset)
-        checkpoint.restore(tensors, meta, self.task.modules(), self.task.optimizers())
+        optimizers = self.task.optimizers()
+        wanted = {name: optimizer_settings(opt) for name, opt in optimizers.items()}
+        checkpoint.restore(tensors, meta, self.task.modules(), optimizers)
+        for name, optimizer in optimizers.items():
+            for change in apply_optimizer_settings(optimizer, wanted[name]):
+                self.notes.append(f"resume: {name} {change} (from the config; in effect now)")
+        self.notes.extend(schedule_notes(meta["config"], self.config, int(meta["step"])))
         self.task.load_state_tensors(checkpoint.module_state(tensors, "task"))
         prefix = "batches."
         batch_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -194,20 +195,21 @@ class Trainer:
         result = evaluate_sampler(
             self.task.sampler(), self.config.data, against=against, metrics=e.metrics,
             features=e.features, n=e.n, seed=self.config.train.seed, labels=e.labels,
-            progress=False,
+            progress=False, device=str(self.device),
         )
         scores = flat_scores(result)
         logger.log({"step": self.step, **{f"eval/{k}": v for k, v in scores.items()}})
         logger.message(
             f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
         )
-        value = scores.get(e.primary)
+        primary = configlib.primary_score(e)
+        value = scores.get(primary)
         if value is None or not math.isfinite(value):
             return
-        lower = e.primary in LOWER_IS_BETTER
+        lower = primary in LOWER_IS_BETTER
         best = None if self.best is None else self.best["value"]
         if best is None or (value < best if lower else value > best):
-            self.best = {"metric": e.primary, "value": value, "step": self.step}
+            self.best = {"metric": primary, "value": value, "step": self.step}
             checkpoint.copy_as(self.save_checkpoint(), "best")
 
     # -- the loop --------------------------------------------------------------------------
@@ -220,6 +222,8 @@ class Trainer:
             self.run.metrics, self.step, t.steps, progress and cfg.log.progress,
             self.run.tensorboard if cfg.log.tensorboard else None,
         )
+        for note in self.notes:
+            logger.message(note)
         grid = None
         interrupted = False
         clock, steps_timed = time.perf_counter(), 0
@@ -232,6 +236,11 @@ class Trainer:
                     self.step += 1
                     log_now = self.step % cfg.log.every == 0 or self.step == t.steps
                     stats = self.train_step(log_now)
+                    checkpoint_due = self.step % t.checkpoint_every == 0 or bool(
+                        cfg.eval.every and self.step % cfg.eval.every == 0
+                    )
+                    if check_losses_now(self.device, log_now, checkpoint_due):
+                        check_finite(stats, self.step, self.last_checkpoint)
                     steps_timed += 1
                     if log_now:
                         seconds = time.perf_counter() - clock
@@ -263,15 +272,16 @@ class Trainer:
         t, h, task = self.config.train, self.task.hyper, self.task
         g_turn = self.step > t.d_warmup_steps
         task.collect_grad_norms = log_now
-        if self.config.optim.lr_decay == "linear":
-            set_lr_factor(task.optimizers().values(), 1.0 - (self.step - 1) / t.steps)
+        o = self.config.optim
+        if o.lr_decay != "none":
+            factor = lr_factor(o.lr_decay, self.step, t.steps, o.decay_start)
+            set_lr_factor(task.optimizers().values(), factor)
         stats: dict[str, torch.Tensor] = {}
         for i in range(h.n_critic):
             batch = self.next_batch()
             stats = task.d_step(batch, keep_fake_for_g=g_turn and i == h.n_critic - 1)
         if g_turn:
             stats.update(task.g_step(batch))
-        check_finite(stats, self.step, self.last_checkpoint)
         return stats
 
     def next_batch(self) -> dict[str, torch.Tensor]:
@@ -285,12 +295,27 @@ class Trainer:
 # -- helpers ---------------------------------------------------------------------------------
 
 
+def lr_factor(decay: str, step: int, total: int, decay_start: float) -> float:
+    """Learning-rate factor of step (1-based) out of total.
+
+    linear: from 1 at the first step to 0 at the end. constant_linear: 1 for the first
+    decay_start fraction of the steps, then linear to 0 (CycleGAN and pix2pix: constant for
+    n_epochs, then n_epochs_decay linear to 0; their default is half and half).
+    """
+    if decay == "none":
+        return 1.0
+    start = decay_start * total if decay == "constant_linear" else 0.0
+    done = step - 1
+    if done < start:
+        return 1.0
+    return 1.0 - (done - start) / (total - start)
+
+
 def set_lr_factor(optimizers, factor: float) -> None:
     """Scale every param group's learning rate to factor x its initial value.
 
-    Linear decay to 0 over train.steps (as in CycleGAN and pix2pix); the initial rate is kept
-    in the group (saved with the optimizer), so resuming continues the same schedule as long
-    as train.steps is unchanged.
+    The initial rate is kept in the group (saved with the optimizer), so resuming continues the
+    same schedule as long as train.steps is unchanged (schedule_notes warns when it changes).
     """
     for optimizer in optimizers:
         for group in optimizer.param_groups:
@@ -298,27 +323,96 @@ def set_lr_factor(optimizers, factor: float) -> None:
             group["lr"] = group["initial_lr"] * factor
 
 
+def optimizer_settings(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    """The config-given settings (lr, betas) of each param group of a fresh optimizer."""
+    return [
+        {key: group[key] for key in ("lr", "betas") if key in group}
+        for group in optimizer.param_groups
+    ]
+
+
+def apply_optimizer_settings(
+    optimizer: torch.optim.Optimizer, settings: list[dict[str, Any]]
+) -> list[str]:
+    """Put the config's lr and betas into a restored optimizer; describe what changed.
+
+    A restored optimizer state carries the rates it was saved with; without this a
+    `--set optim.d_lr=...` on resume would be silently dropped.
+    """
+    changes = []
+    for group, wanted in zip(optimizer.param_groups, settings, strict=True):
+        saved_lr = group.get("initial_lr", group["lr"])
+        if saved_lr != wanted["lr"]:
+            changes.append(f"lr {saved_lr:g} -> {wanted['lr']:g}")
+            if "initial_lr" in group:  # a decaying schedule: keep its current factor
+                group["lr"] = wanted["lr"] * (group["lr"] / saved_lr if saved_lr else 1.0)
+                group["initial_lr"] = wanted["lr"]
+            else:
+                group["lr"] = wanted["lr"]
+        if "betas" in wanted and tuple(group["betas"]) != tuple(wanted["betas"]):
+            changes.append(f"betas {tuple(group['betas'])} -> {tuple(wanted['betas'])}")
+            group["betas"] = tuple(wanted["betas"])
+    return sorted(set(changes))
+
+
+def schedule_notes(saved: dict[str, Any], config: Config, step: int) -> list[str]:
+    """A warning when a resume re-plans a decaying learning-rate schedule."""
+    o, before = config.optim, saved["train"]["steps"]
+    if o.lr_decay == "none" or before == config.train.steps:
+        return []
+    old = lr_factor(o.lr_decay, step + 1, before, o.decay_start)
+    new = lr_factor(o.lr_decay, step + 1, config.train.steps, o.decay_start)
+    note = (
+        f"warning: train.steps changed from {before} to {config.train.steps} with "
+        f"optim.lr_decay={o.lr_decay}: the schedule is re-planned over the new length, so the "
+        f"learning rate factor goes from {old:.3g} to {new:.3g} at step {step + 1}."
+    )
+    return [note]
+
+
 def checkpoint_step(json_path: Path) -> int:
     """The step encoded in a checkpoint file name."""
     return int(json_path.stem.split("-")[1])
+
+
+def check_losses_now(device: torch.device, log_now: bool, checkpoint_due: bool) -> bool:
+    """Whether this step's losses are checked for NaN/Inf.
+
+    On CPU every step (exact, and free). On a GPU the check waits for the device, so it runs
+    only on log steps and before a checkpoint; save_checkpoint checks the weights as well, so a
+    divergence between checks never reaches a checkpoint.
+    """
+    return device.type != "cuda" or log_now or checkpoint_due
+
+
+def diverged(what: str, step: int, last: Path | None) -> GanforgeError:
+    """The divergence error: what went bad, where, the last good checkpoint, common fixes."""
+    kept = (
+        f"The last good checkpoint is {last} (step {checkpoint_step(last)}); "
+        f"resume from it with `ganforge train --resume {last.parent.parent}` "
+        "after changing the settings with --set."
+        if last is not None
+        else "No checkpoint was written before it."
+    )
+    return GanforgeError(
+        f"Training diverged: {what} at step {step}. {kept} Common fixes: lower "
+        "optim.d_lr / optim.g_lr, use another loss (e.g. loss.name=hinge), or a smaller model."
+    )
 
 
 def check_finite(stats: dict[str, torch.Tensor], step: int, last: Path | None) -> None:
     """Stop the run with a clear message when a loss turns NaN or infinite."""
     for name in ("d_loss", "g_loss"):
         if name in stats and not torch.isfinite(stats[name]).item():
-            kept = (
-                f"The last good checkpoint is {last} (step {checkpoint_step(last)}); "
-                f"resume from it with `ganforge train --resume {last.parent.parent}` "
-                "after changing the settings with --set."
-                if last is not None
-                else "No checkpoint was written before it."
-            )
-            raise GanforgeError(
-                f"Training diverged: {name} became {float(stats[name])} at step {step}. "
-                f"{kept} Common fixes: lower optim.d_lr / optim.g_lr, use another loss "
-                "(e.g. loss.name=hinge), or a smaller model."
-            )
+            raise diverged(f"{name} became {float(stats[name])}", step, last)
+
+
+def check_weights(modules: dict[str, torch.nn.Module], step: int, last: Path | None) -> None:
+    """Stop the run when any weight or buffer of a network is NaN or infinite."""
+    for name, module in modules.items():
+        tensors = [t for t in module.state_dict().values() if t.is_floating_point()]
+        if tensors and not all(torch.isfinite(t).all() for t in tensors):
+            raise diverged(f"the weights of {name} became NaN or infinite", step, last)
 
 
 def default_against(data: DataConfig) -> DataConfig:
@@ -349,6 +443,8 @@ def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> 
             problems.append(f"model.{key} was {before!r}, now {now!r}")
     if saved["loss"]["name"] != config.loss.name:
         problems.append(f"loss.name was {saved['loss']['name']!r}, now {config.loss.name!r}")
+    else:
+        check_same_optimizer(saved, config)
     if list(meta["data"]["shape"]) != list(dataset.shape):
         problems.append(f"data shape was {meta['data']['shape']}, now {list(dataset.shape)}")
     if problems:
@@ -356,6 +452,20 @@ def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> 
             "Cannot resume: the checkpoint was trained with another architecture or data ("
             + "; ".join(problems)
             + "). Resume with the run's own config, or start a new run with another --out."
+        )
+
+
+def check_same_optimizer(saved: dict[str, Any], config: Config) -> None:
+    """Refuse a resume that changes the optimizer type (its state cannot carry over)."""
+    default = get_loss(config.loss.name).optimizer
+    before = saved.get("optim", {}).get("name") or default
+    now = config.optim.name or default
+    if before != now:
+        raise GanforgeError(
+            f"Cannot resume with optim.name={now}: the run was trained with {before}, and an "
+            f"optimizer's state does not carry over to another type. Resume without changing "
+            f"optim.name, or start afresh from step 0 with `ganforge train CONFIG --set "
+            f"optim.name={now} --out NEW_RUN_DIR`."
         )
 
 
@@ -368,6 +478,7 @@ def train(config: Config, out: str | Path, overwrite: bool = False, progress: bo
     run.refuse_existing(overwrite)
     trainer = Trainer(config, run)  # data and nets first: bad input fails before any write
     run.prepare_new()
+    remove_stale_temps(run.root)
     atomic_write_text(run.config, configlib.dump(config))
     return trainer.fit(progress)
 
@@ -380,11 +491,20 @@ def resume(
     run = RunDir(Path(run_dir))
     if not run.root.is_dir():
         raise GanforgeError(f"--resume '{run_dir}' is not a directory made by `ganforge train`.")
-    json_path = checkpoint.resolve(run.root)
+    fresh = not checkpoint.list_checkpoints(run.checkpoints) and run.config.is_file()
+    json_path = None if fresh else checkpoint.resolve(run.root)
     base = config_path or run.config
     config = configlib.load(base, overrides)
     trainer = Trainer(config, run)
-    trainer.restore(json_path)
+    for folder in (run.root, run.checkpoints, run.samples):
+        remove_stale_temps(folder)
+    if fresh:  # killed before its first checkpoint: the run is deterministic, so start over
+        run.prepare_new()
+        trainer.notes.append(
+            f"{run.root} has no checkpoint yet: starting it again from step 0 with its config."
+        )
+    else:
+        trainer.restore(json_path)
     if trainer.step >= config.train.steps:
         raise GanforgeError(
             f"The run is already at step {trainer.step} and train.steps is "
