@@ -40,28 +40,30 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000, help="samples for FID/iFID/cacc")
     parser.add_argument("--json", help="write all results here")
     args = parser.parse_args()
-    if not Path(args.classifier).is_file():
-        print(f"training the domain classifier -> {args.classifier}")
-        train_classifier("fashion-mnist", args.classifier, progress=False)
-    clf = load_classifier(args.classifier)
-    rows, results = [], {}
-    for method in args.methods.split(","):
+    seconds = {}
+    for method in args.methods.split(","):  # train first: the classifier is only for scoring
         config = configlib.load(
             f"configs/fashion_mnist_cgan_{method}.yaml",
             [f"train.steps={args.steps}", "log.progress=false"],
         )
-        run = Path(args.root) / method
         start = time.perf_counter()
-        train(config, run, overwrite=True, progress=False)
-        seconds = time.perf_counter() - start
-        loaded = load_run(run)
+        train(config, Path(args.root) / method, overwrite=True, progress=False)
+        seconds[method] = time.perf_counter() - start
+        print(f"{method}: trained in {seconds[method]:.0f} s", flush=True)
+    if not Path(args.classifier).is_file():
+        print(f"training the domain classifier -> {args.classifier}", flush=True)
+        train_classifier("fashion-mnist", args.classifier, progress=False)
+    clf = load_classifier(args.classifier)
+    rows, results = [], {}
+    for method, train_seconds in seconds.items():
+        loaded = load_run(Path(args.root) / method)
         result = evaluate_sampler(
-            loaded.sampler, config.data, against="fashion-mnist:test", metrics=METRICS,
+            loaded.sampler, loaded.config.data, against="fashion-mnist:test", metrics=METRICS,
             features=f"classifier:{args.classifier}", n=args.n, seed=0, progress=False,
         )
-        results[method] = {"train_seconds": seconds, **result}
-        rows.append((method, seconds, result))
-        print(f"{method}: done in {seconds:.0f} s", flush=True)
+        results[method] = {"train_seconds": train_seconds, **result}
+        rows.append((method, train_seconds, result))
+        print(f"{method}: evaluated", flush=True)
     print(f"\nFashion-MNIST, {args.steps} steps x batch 64 each, CPU; classifier features "
           f"({clf.digest[:12]}, test accuracy {clf.meta['test_accuracy']:.4f}); "
           f"n = {args.n} balanced samples vs the test split; CAS on 60,000 generated images\n")
