@@ -266,7 +266,7 @@ def test_nan_weights_are_never_checkpointed(tmp_path, monkeypatch):
 def test_finite_check_is_exact_on_cpu_and_on_log_or_checkpoint_steps_on_cuda(
     device, log_now, checkpoint_due, expected
 ):
-    from ganforge.training.loop import check_losses_now
+    from ganforge.training.guards import check_losses_now
 
     assert check_losses_now(torch.device(device), log_now, checkpoint_due) is expected
 
@@ -310,7 +310,7 @@ def test_raising_steps_with_a_linear_schedule_warns(tmp_path, capsys):
      ("constant_linear", 10, 0.2)],
 )
 def test_lr_factor_schedules(decay, step, expected):
-    from ganforge.training.loop import lr_factor
+    from ganforge.training.schedule import lr_factor
 
     assert lr_factor(decay, step, total=10, decay_start=0.5) == pytest.approx(expected)
 

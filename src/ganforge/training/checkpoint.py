@@ -25,6 +25,11 @@ FORMAT_VERSION = 1
 _NAME = re.compile(r"^step-(\d{8,})\.json$")
 
 
+def checkpoint_step(json_path: Path) -> int:
+    """The step encoded in a checkpoint file name."""
+    return int(json_path.stem.split("-")[1])
+
+
 def checkpoint_name(step: int) -> str:
     """File stem of the checkpoint at a step, e.g. step-00001000."""
     return f"step-{step:08d}"

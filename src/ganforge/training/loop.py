@@ -24,17 +24,25 @@ from ganforge import config as configlib
 from ganforge import tasks
 from ganforge.config import Config, DataConfig
 from ganforge.data import Dataset, build_dataset
-from ganforge.data.dataset import FIELD_HELP
 from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write_text, remove_stale_temps
 from ganforge.images import save_grid
-from ganforge.losses import get_loss
 from ganforge.report.plots import plot_losses
 from ganforge.training import checkpoint
 from ganforge.training.batches import EpochBatches
+from ganforge.training.checkpoint import checkpoint_step
+from ganforge.training.compat import check_compatible, check_fields
+from ganforge.training.guards import check_finite, check_losses_now, check_weights
 from ganforge.training.logger import RunLogger, read_metrics, truncate_after
 from ganforge.training.rundir import RunDir
+from ganforge.training.schedule import (
+    apply_optimizer_settings,
+    lr_factor,
+    optimizer_settings,
+    schedule_notes,
+    set_lr_factor,
+)
 
 DATA_SEED_OFFSET, NOISE_SEED_OFFSET, FIXED_SEED_OFFSET = 0, 1, 2
 LOWER_IS_BETTER = ("fid", "kid", "modes_kl", "ifid")  # every other metric: higher is better
@@ -60,20 +68,6 @@ def run_meta(config: Config, dataset: Dataset) -> dict[str, Any]:
         "data": dataset.info().to_meta(),
         "versions": {"ganforge": ganforge.__version__, "torch": torch.__version__},
     }
-
-
-def check_fields(task: type[tasks.Task], dataset: Dataset, source: str) -> None:
-    """Fail before training when the data lacks a batch field the task reads."""
-    missing = [name for name in task.needs if name not in dataset.fields]
-    if not missing:
-        return
-    help_text = "; ".join(f"'{name}' ({FIELD_HELP.get(name, name)})" for name in missing)
-    note = f" Here: {dataset.label_note}." if dataset.label_note and "y" in missing else ""
-    raise GanforgeError(
-        f"task.name={task.name} reads the batch field(s) {help_text}, but data.source "
-        f"'{source}' provides only {', '.join(dataset.fields)}.{note} Use a source that has "
-        f"them, or another task (e.g. task.name=unconditional)."
-    )
 
 
 class StopFlag:
@@ -295,126 +289,6 @@ class Trainer:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def lr_factor(decay: str, step: int, total: int, decay_start: float) -> float:
-    """Learning-rate factor of step (1-based) out of total.
-
-    linear: from 1 at the first step to 0 at the end. constant_linear: 1 for the first
-    decay_start fraction of the steps, then linear to 0 (CycleGAN and pix2pix: constant for
-    n_epochs, then n_epochs_decay linear to 0; their default is half and half).
-    """
-    if decay == "none":
-        return 1.0
-    start = decay_start * total if decay == "constant_linear" else 0.0
-    done = step - 1
-    if done < start:
-        return 1.0
-    return 1.0 - (done - start) / (total - start)
-
-
-def set_lr_factor(optimizers, factor: float) -> None:
-    """Scale every param group's learning rate to factor x its initial value.
-
-    The initial rate is kept in the group (saved with the optimizer), so resuming continues the
-    same schedule as long as train.steps is unchanged (schedule_notes warns when it changes).
-    """
-    for optimizer in optimizers:
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-            group["lr"] = group["initial_lr"] * factor
-
-
-def optimizer_settings(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
-    """The config-given settings (lr, betas) of each param group of a fresh optimizer."""
-    return [
-        {key: group[key] for key in ("lr", "betas") if key in group}
-        for group in optimizer.param_groups
-    ]
-
-
-def apply_optimizer_settings(
-    optimizer: torch.optim.Optimizer, settings: list[dict[str, Any]]
-) -> list[str]:
-    """Put the config's lr and betas into a restored optimizer; describe what changed.
-
-    A restored optimizer state carries the rates it was saved with; without this a
-    `--set optim.d_lr=...` on resume would be silently dropped.
-    """
-    changes = []
-    for group, wanted in zip(optimizer.param_groups, settings, strict=True):
-        saved_lr = group.get("initial_lr", group["lr"])
-        if saved_lr != wanted["lr"]:
-            changes.append(f"lr {saved_lr:g} -> {wanted['lr']:g}")
-            if "initial_lr" in group:  # a decaying schedule: keep its current factor
-                group["lr"] = wanted["lr"] * (group["lr"] / saved_lr if saved_lr else 1.0)
-                group["initial_lr"] = wanted["lr"]
-            else:
-                group["lr"] = wanted["lr"]
-        if "betas" in wanted and tuple(group["betas"]) != tuple(wanted["betas"]):
-            changes.append(f"betas {tuple(group['betas'])} -> {tuple(wanted['betas'])}")
-            group["betas"] = tuple(wanted["betas"])
-    return sorted(set(changes))
-
-
-def schedule_notes(saved: dict[str, Any], config: Config, step: int) -> list[str]:
-    """A warning when a resume re-plans a decaying learning-rate schedule."""
-    o, before = config.optim, saved["train"]["steps"]
-    if o.lr_decay == "none" or before == config.train.steps:
-        return []
-    old = lr_factor(o.lr_decay, step + 1, before, o.decay_start)
-    new = lr_factor(o.lr_decay, step + 1, config.train.steps, o.decay_start)
-    note = (
-        f"warning: train.steps changed from {before} to {config.train.steps} with "
-        f"optim.lr_decay={o.lr_decay}: the schedule is re-planned over the new length, so the "
-        f"learning rate factor goes from {old:.3g} to {new:.3g} at step {step + 1}."
-    )
-    return [note]
-
-
-def checkpoint_step(json_path: Path) -> int:
-    """The step encoded in a checkpoint file name."""
-    return int(json_path.stem.split("-")[1])
-
-
-def check_losses_now(device: torch.device, log_now: bool, checkpoint_due: bool) -> bool:
-    """Whether this step's losses are checked for NaN/Inf.
-
-    On CPU every step (exact, and free). On a GPU the check waits for the device, so it runs
-    only on log steps and before a checkpoint; save_checkpoint checks the weights as well, so a
-    divergence between checks never reaches a checkpoint.
-    """
-    return device.type != "cuda" or log_now or checkpoint_due
-
-
-def diverged(what: str, step: int, last: Path | None) -> GanforgeError:
-    """The divergence error: what went bad, where, the last good checkpoint, common fixes."""
-    kept = (
-        f"The last good checkpoint is {last} (step {checkpoint_step(last)}); "
-        f"resume from it with `ganforge train --resume {last.parent.parent}` "
-        "after changing the settings with --set."
-        if last is not None
-        else "No checkpoint was written before it."
-    )
-    return GanforgeError(
-        f"Training diverged: {what} at step {step}. {kept} Common fixes: lower "
-        "optim.d_lr / optim.g_lr, use another loss (e.g. loss.name=hinge), or a smaller model."
-    )
-
-
-def check_finite(stats: dict[str, torch.Tensor], step: int, last: Path | None) -> None:
-    """Stop the run with a clear message when a loss turns NaN or infinite."""
-    for name in ("d_loss", "g_loss"):
-        if name in stats and not torch.isfinite(stats[name]).item():
-            raise diverged(f"{name} became {float(stats[name])}", step, last)
-
-
-def check_weights(modules: dict[str, torch.nn.Module], step: int, last: Path | None) -> None:
-    """Stop the run when any weight or buffer of a network is NaN or infinite."""
-    for name, module in modules.items():
-        tensors = [t for t in module.state_dict().values() if t.is_floating_point()]
-        if tensors and not all(torch.isfinite(t).all() for t in tensors):
-            raise diverged(f"the weights of {name} became NaN or infinite", step, last)
-
-
 def default_against(data: DataConfig) -> DataConfig:
     """Evaluation reference of a run: its own data (same size, channels) on the test split."""
     return dataclasses.replace(data, split="test", limit=None, strict=False)
@@ -427,46 +301,6 @@ def flat_scores(result: dict[str, Any]) -> dict[str, float]:
         for key, value in result.items()
         if isinstance(value, (int, float)) and not isinstance(value, bool)
     }
-
-
-def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> None:
-    """Refuse to resume a checkpoint trained with another architecture or data shape."""
-    saved = meta["config"]
-    problems = []
-    if meta.get("task") != config.task.name:
-        problems.append(f"task.name was {meta.get('task')!r}, now {config.task.name!r}")
-    model_keys = ("arch", "z_dim", "g_width", "d_width", "g_hidden", "d_hidden", "d_norm")
-    for key in (*model_keys, "condition"):
-        before = saved["model"].get(key, "concat" if key == "condition" else None)
-        now = getattr(config.model, key)
-        if before != now:
-            problems.append(f"model.{key} was {before!r}, now {now!r}")
-    if saved["loss"]["name"] != config.loss.name:
-        problems.append(f"loss.name was {saved['loss']['name']!r}, now {config.loss.name!r}")
-    else:
-        check_same_optimizer(saved, config)
-    if list(meta["data"]["shape"]) != list(dataset.shape):
-        problems.append(f"data shape was {meta['data']['shape']}, now {list(dataset.shape)}")
-    if problems:
-        raise GanforgeError(
-            "Cannot resume: the checkpoint was trained with another architecture or data ("
-            + "; ".join(problems)
-            + "). Resume with the run's own config, or start a new run with another --out."
-        )
-
-
-def check_same_optimizer(saved: dict[str, Any], config: Config) -> None:
-    """Refuse a resume that changes the optimizer type (its state cannot carry over)."""
-    default = get_loss(config.loss.name).optimizer
-    before = saved.get("optim", {}).get("name") or default
-    now = config.optim.name or default
-    if before != now:
-        raise GanforgeError(
-            f"Cannot resume with optim.name={now}: the run was trained with {before}, and an "
-            f"optimizer's state does not carry over to another type. Resume without changing "
-            f"optim.name, or start afresh from step 0 with `ganforge train CONFIG --set "
-            f"optim.name={now} --out NEW_RUN_DIR`."
-        )
 
 
 # -- entry points ----------------------------------------------------------------------------

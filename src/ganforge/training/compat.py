@@ -1,0 +1,67 @@
+"""Checks before a run starts or resumes: the data has the task's fields, and a checkpoint
+fits the config (task, architecture, loss, data shape, optimizer type)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ganforge import tasks
+from ganforge.config import Config
+from ganforge.data import Dataset
+from ganforge.data.dataset import FIELD_HELP
+from ganforge.errors import GanforgeError
+from ganforge.losses import get_loss
+
+
+def check_fields(task: type[tasks.Task], dataset: Dataset, source: str) -> None:
+    """Fail before training when the data lacks a batch field the task reads."""
+    missing = [name for name in task.needs if name not in dataset.fields]
+    if not missing:
+        return
+    help_text = "; ".join(f"'{name}' ({FIELD_HELP.get(name, name)})" for name in missing)
+    note = f" Here: {dataset.label_note}." if dataset.label_note and "y" in missing else ""
+    raise GanforgeError(
+        f"task.name={task.name} reads the batch field(s) {help_text}, but data.source "
+        f"'{source}' provides only {', '.join(dataset.fields)}.{note} Use a source that has "
+        f"them, or another task (e.g. task.name=unconditional)."
+    )
+
+
+def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> None:
+    """Refuse to resume a checkpoint trained with another architecture or data shape."""
+    saved = meta["config"]
+    problems = []
+    if meta.get("task") != config.task.name:
+        problems.append(f"task.name was {meta.get('task')!r}, now {config.task.name!r}")
+    model_keys = ("arch", "z_dim", "g_width", "d_width", "g_hidden", "d_hidden", "d_norm")
+    for key in (*model_keys, "condition"):
+        before = saved["model"].get(key, "concat" if key == "condition" else None)
+        now = getattr(config.model, key)
+        if before != now:
+            problems.append(f"model.{key} was {before!r}, now {now!r}")
+    if saved["loss"]["name"] != config.loss.name:
+        problems.append(f"loss.name was {saved['loss']['name']!r}, now {config.loss.name!r}")
+    else:
+        check_same_optimizer(saved, config)
+    if list(meta["data"]["shape"]) != list(dataset.shape):
+        problems.append(f"data shape was {meta['data']['shape']}, now {list(dataset.shape)}")
+    if problems:
+        raise GanforgeError(
+            "Cannot resume: the checkpoint was trained with another architecture or data ("
+            + "; ".join(problems)
+            + "). Resume with the run's own config, or start a new run with another --out."
+        )
+
+
+def check_same_optimizer(saved: dict[str, Any], config: Config) -> None:
+    """Refuse a resume that changes the optimizer type (its state cannot carry over)."""
+    default = get_loss(config.loss.name).optimizer
+    before = saved.get("optim", {}).get("name") or default
+    now = config.optim.name or default
+    if before != now:
+        raise GanforgeError(
+            f"Cannot resume with optim.name={now}: the run was trained with {before}, and an "
+            f"optimizer's state does not carry over to another type. Resume without changing "
+            f"optim.name, or start afresh from step 0 with `ganforge train CONFIG --set "
+            f"optim.name={now} --out NEW_RUN_DIR`."
+        )
