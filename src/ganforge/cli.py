@@ -36,10 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ganforge", description="Train, evaluate and use GANs.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    common = argparse.ArgumentParser(add_help=False)  # --debug works after the verb too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks for errors")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+
+    def add_verb(name: str, **kwargs) -> argparse.ArgumentParser:
+        return verbs.add_parser(name, parents=[common], **kwargs)
+
     raw = argparse.RawDescriptionHelpFormatter
 
-    train = verbs.add_parser(
+    train = add_verb(
         "train", help="train a GAN from a YAML config, or resume a run",
         description="Train a GAN. Writes RUN_DIR/{config.yaml, metrics.jsonl, samples/, "
         "checkpoints/, losses.png}.", epilog=EXAMPLES["train"], formatter_class=raw,
@@ -54,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="delete the run already in --out and start again")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    sample = verbs.add_parser(
+    sample = add_verb(
         "sample", help="draw samples from a trained generator",
         description="Sample a trained generator. FILE.png writes a grid; FILE.npy writes "
         "float32 samples in the data's scale: images (N, H, W, C) in [0, 1], points (N, D).",
@@ -71,9 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "FILE.labels.npy)")
     _device_option(sample)
 
-    verbs.add_parser("datasets", help="list data sources and whether they are available here")
+    add_verb("datasets", help="list data sources and whether they are available here")
 
-    ev = verbs.add_parser(
+    shown = add_verb(
+        "config", help="print a resolved config with a one-line description of each key",
+        description="Print the config that `ganforge train CONFIG --set ...` would use, every "
+        "key with its meaning (and what a null resolves to), as YAML ready to edit.",
+    )
+    shown.add_argument("config", nargs="?", help="YAML config (default: the built-in defaults)")
+    shown.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override a config key, e.g. loss.name=hinge")
+
+    ev = add_verb(
         "eval", help="compute FID, KID, IS, precision/recall, density/coverage, mode counts",
         description="Evaluate a run, checkpoint, image folder, .npy samples, or "
         "real:SOURCE[:split] against a reference source, with a stated protocol.",
@@ -98,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     _device_option(ev)
 
-    clf = verbs.add_parser(
+    clf = add_verb(
         "train-classifier", help="train the domain classifier used as a fast feature network",
         description="Train a small CNN on a labelled source; its features and softmax give "
         "the fast evaluation protocol (classifier:PATH).",
@@ -232,7 +248,16 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from ganforge import config as configlib
+    from ganforge.config_help import describe
+
+    print(describe(configlib.load(args.config, args.overrides)), end="")
+    return 0
+
+
 COMMANDS = {
+    "config": cmd_config,
     "train": cmd_train,
     "sample": cmd_sample,
     "datasets": cmd_datasets,
@@ -247,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.verb](args)
     except GanforgeError as exc:
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,6 @@ and, for a typo, the nearest valid key.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib
 import types
 import typing
@@ -19,6 +18,9 @@ from typing import Any, ClassVar
 
 import yaml
 
+from ganforge.config_rules import RANGES, Range, check_eval, check_ranges, nearest, primary_score
+
+__all__ = ["RANGES", "Config", "Range", "dump", "from_dict", "load", "primary_score"]
 from ganforge.errors import GanforgeError
 
 
@@ -140,42 +142,6 @@ class EvalConfig:
     CHOICES: ClassVar[dict[str, tuple]] = {"labels": ("uniform", "data")}
 
 
-def _eval_scores() -> dict[str, tuple[str, ...]]:
-    """Metric name -> the numbers it reports (the registry lives in ganforge.metrics)."""
-    return dict(importlib.import_module("ganforge.metrics.evaluate").SCORES)
-
-
-def primary_score(e: EvalConfig) -> str:
-    """The number that picks best.*: eval.primary, else the first one of the first metric."""
-    return e.primary or _eval_scores()[e.metrics[0]][0]
-
-
-def check_eval(e: EvalConfig) -> None:
-    """eval.metrics, eval.features and eval.primary name things that exist."""
-    scores = _eval_scores()
-    unknown = [m for m in e.metrics if m not in scores]
-    if unknown or not e.metrics:
-        hint = _nearest(unknown[0], scores) if unknown else ""
-        raise GanforgeError(
-            f"Config key 'eval.metrics' has unknown metric(s) {', '.join(unknown) or '(none)'}; "
-            f"valid choices: {', '.join(scores)}.{hint}"
-        )
-    kind, _, path = e.features.partition(":")
-    if kind not in ("inception", "classifier") or (kind == "classifier" and not path):
-        raise GanforgeError(
-            f"Config key 'eval.features' is {e.features!r}; valid choices: inception, "
-            "inception:PATH (a local Inception TorchScript), classifier:PATH (a file made by "
-            "`ganforge train-classifier`)."
-        )
-    reported = [name for m in e.metrics for name in scores[m]]
-    if e.primary is not None and e.primary not in reported:
-        raise GanforgeError(
-            f"Config key 'eval.primary' is {e.primary!r}, which eval.metrics "
-            f"({', '.join(e.metrics)}) does not report; valid choices: {', '.join(reported)}."
-            f"{_nearest(e.primary.lower(), reported)}"
-        )
-
-
 @dataclass
 class LogConfig:
     """What the run reports while it trains."""
@@ -183,80 +149,6 @@ class LogConfig:
     every: int = 50
     progress: bool = True
     tensorboard: bool = False
-
-
-@dataclass(frozen=True)
-class Range:
-    """Valid values of one numeric key: low and high bounds, each included unless open."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def holds(self, value: float) -> bool:
-        """Whether value lies in the range."""
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return self.high is None or (value < self.high if self.high_open else value <= self.high)
-
-    def text(self) -> str:
-        """The range as a reader would write it: '> 0', 'in [0, 1)', 'at least 1'."""
-        low = None if self.low is None else f"{self.low:g}"
-        high = None if self.high is None else f"{self.high:g}"
-        if high is None:
-            return f"> {low}" if self.low_open else f"at least {low}"
-        if low is None:
-            return f"< {high}" if self.high_open else f"at most {high}"
-        return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
-
-
-MAX_RESOLUTION = 1024  # one 1024x1024 RGB float32 image is 12 MiB; a batch of 64, 768 MiB
-RANGES: dict[str, Range] = {  # every numeric key; a list key's items are checked one by one
-    "data.resolution": Range(4, MAX_RESOLUTION),
-    "data.limit": Range(1),
-    "model.z_dim": Range(1, 8192),
-    "model.g_width": Range(1, 4096),
-    "model.d_width": Range(1, 4096),
-    "model.g_hidden": Range(1, 65536),
-    "model.d_hidden": Range(1, 65536),
-    "loss.gp_weight": Range(0),
-    "loss.clip": Range(0, low_open=True),
-    "loss.class_weight": Range(0),
-    "optim.g_lr": Range(0, 1, low_open=True),
-    "optim.d_lr": Range(0, 1, low_open=True),
-    "optim.betas": Range(0, 1, high_open=True),
-    "optim.n_critic": Range(1, 100),
-    "optim.decay_start": Range(0, 1, high_open=True),
-    "train.steps": Range(1),
-    "train.batch_size": Range(1, 65536),
-    "train.seed": Range(0, 2**62),
-    "train.d_warmup_steps": Range(0),
-    "train.sample_every": Range(1),
-    "train.checkpoint_every": Range(1),
-    "train.keep_checkpoints": Range(1),
-    "train.num_samples": Range(1, 4096),
-    "eval.every": Range(0),
-    "eval.n": Range(1, 1_000_000),
-    "log.every": Range(1),
-}
-
-
-def check_ranges(config: Config) -> None:
-    """Every numeric key within its RANGES entry, with a message naming key, range and value."""
-    for key, valid in RANGES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        for item in value if isinstance(value, list) else [value]:
-            if item is not None and not valid.holds(item):
-                note = ""
-                if key == "data.resolution":
-                    mib = 3 * 4 * item * item * config.train.batch_size / 2**20
-                    note = (f" (a batch of {config.train.batch_size} RGB images of that size "
-                            f"takes {mib:,.0f} MiB as float32 before any network runs)")
-                raise GanforgeError(
-                    f"Config key '{key}' must be {valid.text()}; got {item!r}{note}."
-                )
 
 
 @dataclass
@@ -279,11 +171,6 @@ class Config:
 
 # ---------------------------------------------------------------------------------------------
 # building from dicts, with validation
-
-
-def _nearest(name: str, choices: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
-    return f" Did you mean '{close[0]}'?" if close else ""
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -344,7 +231,7 @@ def _check_choices(section_name: str, section: Any) -> None:
         value = getattr(section, name)
         if value not in choices:
             shown = ", ".join("null" if c is None else str(c) for c in choices)
-            hint = _nearest(str(value), [str(c) for c in choices if c is not None])
+            hint = nearest(str(value), [str(c) for c in choices if c is not None])
             raise GanforgeError(
                 f"Config key '{section_name}.{name}' is {value!r}; valid choices: {shown}.{hint}"
             )
@@ -365,7 +252,7 @@ def _build_section(section_name: str, cls: type, values: Any) -> Any:
         if key not in names:
             valid = ", ".join(names)
             raise GanforgeError(
-                f"Unknown config key '{section_name}.{key}'.{_nearest(str(key), names)} "
+                f"Unknown config key '{section_name}.{key}'.{nearest(str(key), names)} "
                 f"Valid keys in '{section_name}': {valid}."
             )
         kwargs[key] = _coerce(f"{section_name}.{key}", value, hints[key])
@@ -384,7 +271,7 @@ def from_dict(raw: dict[str, Any] | None) -> Config:
     for key in raw:
         if key not in sections:
             raise GanforgeError(
-                f"Unknown config section '{key}'.{_nearest(str(key), sections)} "
+                f"Unknown config section '{key}'.{nearest(str(key), sections)} "
                 f"Valid sections: {', '.join(sections)}."
             )
     config = Config(**{s: _build_section(s, hints[s], raw.get(s)) for s in sections})

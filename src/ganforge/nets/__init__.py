@@ -45,6 +45,7 @@ class Arch(NamedTuple):
 
     generator: Callable[[ModelConfig, Shape, str], nn.Module]
     discriminator: Callable[[ModelConfig, Shape, str], nn.Module]
+    reads: tuple[str, ...] = ()  # model.* keys it uses (others are ignored, with a warning)
 
 
 def _mlp_g(cfg: ModelConfig, shape: Shape, out_act: str) -> nn.Module:
@@ -70,8 +71,8 @@ def _dcgan_d(cfg: ModelConfig, shape: Shape, d_norm: str) -> nn.Module:
 
 
 ARCHS: dict[str, Arch] = {
-    "mlp": Arch(_mlp_g, _mlp_d),
-    "dcgan": Arch(_dcgan_g, _dcgan_d),
+    "mlp": Arch(_mlp_g, _mlp_d, ("g_hidden", "d_hidden", "g_norm")),
+    "dcgan": Arch(_dcgan_g, _dcgan_d, ("g_width", "d_width")),
 }
 
 

@@ -3,7 +3,11 @@
 Resolution R is 28 (base 7x7, two x2 upsamplings) or a power of two from 16 to 256 (base 4x4,
 log2(R) - 2 upsamplings). Feature maps run from the base to R/2, channels doubling at each
 level down from `width` at R/2 and capped at 8 * width; the last layer maps R/2 to the image.
-At R = 64, width = 64 this is exactly the G and D of the DCGAN paper and pytorch/examples.
+At R = 64, width = 64 the layer shapes are those of the DCGAN paper and pytorch/examples, with
+three differences, all in layers without BatchNorm after them: G's last transposed conv, D's
+first conv and D's score layer have biases (pytorch/examples uses bias=False everywhere), and
+D's score is a Linear over the base-level features (equal to the paper's base x base conv) that
+outputs raw logits (the losses apply the sigmoid). Convolutions followed by a norm have no bias.
 """
 
 from __future__ import annotations

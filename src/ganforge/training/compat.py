@@ -3,10 +3,11 @@ fits the config (task, architecture, loss, data shape, optimizer type)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from ganforge import tasks
-from ganforge.config import Config
+from ganforge import nets, tasks
+from ganforge.config import Config, ModelConfig
 from ganforge.data import Dataset
 from ganforge.data.dataset import FIELD_HELP
 from ganforge.errors import GanforgeError
@@ -64,4 +65,39 @@ def check_same_optimizer(saved: dict[str, Any], config: Config) -> None:
             f"optimizer's state does not carry over to another type. Resume without changing "
             f"optim.name, or start afresh from step 0 with `ganforge train CONFIG --set "
             f"optim.name={now} --out NEW_RUN_DIR`."
+        )
+
+
+ARCH_KEYS = ("g_hidden", "d_hidden", "g_norm", "g_width", "d_width")  # read by some archs only
+
+
+def ignored_keys(config: Config) -> list[str]:
+    """Keys set away from their defaults that this run's architecture, task or optimizer
+    never reads (e.g. model.g_norm with dcgan), each with the reason."""
+    defaults, model = ModelConfig(), config.model
+    reads = nets.ARCHS[model.arch].reads if model.arch in nets.ARCHS else ARCH_KEYS
+    found = [
+        f"model.{key} (model.arch={model.arch} does not use it)"
+        for key in ARCH_KEYS
+        if key not in reads and getattr(model, key) != getattr(defaults, key)
+    ]
+    conditional = "y" in tasks.get(config.task.name).needs
+    if not conditional and model.condition != defaults.condition:
+        found.append(f"model.condition (task.name={config.task.name} has no class labels)")
+    acgan = conditional and model.condition == "acgan"
+    if not acgan and config.loss.class_weight != 1.0:
+        found.append("loss.class_weight (only model.condition=acgan has a class loss)")
+    optimizer = config.optim.name or get_loss(config.loss.name).optimizer
+    if optimizer == "rmsprop" and config.optim.betas is not None:
+        found.append("optim.betas (RMSprop has no betas)")
+    return found
+
+
+def warn_ignored(config: Config) -> None:
+    """One warning naming every set key that this run ignores, so no setting is lost silently."""
+    found = ignored_keys(config)
+    if found:
+        warnings.warn(
+            "These config keys are set but ignored by this run: " + "; ".join(found) + ".",
+            stacklevel=2,
         )

@@ -32,7 +32,7 @@ from ganforge.report.plots import plot_losses
 from ganforge.training import checkpoint
 from ganforge.training.batches import EpochBatches
 from ganforge.training.checkpoint import checkpoint_step
-from ganforge.training.compat import check_compatible, check_fields
+from ganforge.training.compat import check_compatible, check_fields, warn_ignored
 from ganforge.training.guards import check_finite, check_losses_now, check_weights
 from ganforge.training.logger import RunLogger, read_metrics, truncate_after
 from ganforge.training.rundir import RunDir
@@ -105,6 +105,7 @@ class Trainer:
         self.dataset = build_dataset(config.data)
         task_class = tasks.get(config.task.name)
         check_fields(task_class, self.dataset, config.data.source)
+        warn_ignored(config)
         self.fields = {f: self.dataset.field(f).to(self.device) for f in task_class.needs}
         torch.manual_seed(t.seed)
         self.noise = torch.Generator().manual_seed(t.seed + NOISE_SEED_OFFSET)

@@ -1,0 +1,95 @@
+"""One line per config key saying what it does: what `ganforge config` prints beside each value.
+
+Kept beside config.py (and checked by a test to cover every key) so that `--set` keys are
+discoverable without reading the source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import yaml
+
+from ganforge.config import Config
+from ganforge.losses import get_loss
+
+HELP: dict[str, str] = {
+    "task.name": "kind of GAN: unconditional, or conditional (class labels from the data)",
+    "data.source": "fashion-mnist, mnist, ring8, grid25, folder:PATH, npz:PATH, npy:PATH",
+    "data.split": "train or test split of sources that have both",
+    "data.dir": "folder holding dataset files (else $GANFORGE_DATA, the cache, /usr/share)",
+    "data.resolution": "images resized (shorter side) and center-cropped to this size",
+    "data.channels": "1 (gray) or 3 (RGB); null keeps the source's channels",
+    "data.limit": "use only the first N examples (null: all)",
+    "data.strict": "stop on unreadable image files instead of skipping them",
+    "data.download": "download fashion-mnist/mnist when not found locally",
+    "model.arch": "architecture of G and D: mlp or dcgan",
+    "model.z_dim": "size of the latent noise z",
+    "model.g_width": "dcgan: G channels at the last level (doubling towards the base)",
+    "model.d_width": "dcgan: D channels at the first level (doubling towards the base)",
+    "model.g_hidden": "mlp: G hidden layer widths",
+    "model.d_hidden": "mlp: D hidden layer widths",
+    "model.g_norm": "mlp: G normalization, batch or none",
+    "model.d_norm": "D normalization; auto: none for mlp, the loss's choice for dcgan",
+    "model.out_act": "G output activation; auto: tanh for images, none for vectors",
+    "model.condition": "conditional task: how labels enter, concat, projection or acgan",
+    "loss.name": "adversarial loss: minimax, non-saturating, lsgan, wgan, wgan-gp, hinge",
+    "loss.gp_weight": "gradient-penalty weight (null: the loss's default, 10 for wgan-gp)",
+    "loss.clip": "weight clipping of D (null: the loss's default, 0.01 for wgan)",
+    "loss.class_weight": "acgan: weight of the class loss for G and D",
+    "optim.name": "adam or rmsprop (null: the loss's default)",
+    "optim.g_lr": "G learning rate (null: the loss's default)",
+    "optim.d_lr": "D learning rate (null: the loss's default)",
+    "optim.betas": "Adam betas (null: the loss's default)",
+    "optim.n_critic": "D updates per G update (null: the loss's default)",
+    "optim.lr_decay": "none, linear (to 0 over train.steps) or constant_linear",
+    "optim.decay_start": "constant_linear: fraction of train.steps before the decay starts",
+    "train.steps": "training iterations (each: n_critic D updates and one G update)",
+    "train.batch_size": "examples per batch",
+    "train.seed": "one seed for data order, noise and weight init",
+    "train.d_warmup_steps": "first steps that train D alone",
+    "train.sample_every": "write a sample grid every N steps",
+    "train.checkpoint_every": "write a checkpoint every N steps",
+    "train.keep_checkpoints": "how many newest checkpoints to keep (best.* is kept apart)",
+    "train.num_samples": "samples in each grid (conditional: spread over one row per class)",
+    "train.device": "auto, cpu, cuda, cuda:N or mps",
+    "eval.every": "evaluate every N steps during training (0: off)",
+    "eval.metrics": "fid, kid, is, pr, dc, modes, cacc, ifid, cas",
+    "eval.features": "inception, inception:PATH or classifier:PATH",
+    "eval.n": "samples per side (null: the pinned protocol, 10,000 images / 2,500 points)",
+    "eval.against": "reference SOURCE[:split] (null: the run's data, test split)",
+    "eval.primary": "the number that picks best.* (null: the first metric's first number)",
+    "eval.labels": "conditional: sample classes uniform (balanced) or at the data's frequencies",
+    "log.every": "write a metrics.jsonl line every N steps",
+    "log.progress": "show a progress bar",
+    "log.tensorboard": "also write TensorBoard logs",
+}
+
+
+def loss_defaults(config: Config) -> dict[str, object]:
+    """What the null optim/loss keys resolve to under the chosen loss."""
+    spec = get_loss(config.loss.name)
+    return {
+        "optim.name": spec.optimizer, "optim.g_lr": spec.lr, "optim.d_lr": spec.lr,
+        "optim.betas": list(spec.betas), "optim.n_critic": spec.n_critic,
+        "loss.gp_weight": spec.gp_weight, "loss.clip": spec.clip,
+    }
+
+
+def describe(config: Config) -> str:
+    """The config as YAML with a comment after each key: its meaning and, for a null that a
+    loss fills in, the value it takes. Loading the text gives the same config back."""
+    resolved = loss_defaults(config)
+    lines = []
+    for section in dataclasses.fields(config):
+        lines.append(f"{section.name}:")
+        values = getattr(config, section.name)
+        for item in dataclasses.fields(values):
+            key = f"{section.name}.{item.name}"
+            value = yaml.safe_dump(getattr(values, item.name), default_flow_style=True)
+            value = value.strip().removesuffix("...").strip()
+            note = HELP.get(key, "")
+            if getattr(values, item.name) is None and key in resolved:
+                note += f" -> here {resolved[key]}"
+            lines.append(f"  {item.name}: {value}  # {note}")
+    return "\n".join(lines) + "\n"

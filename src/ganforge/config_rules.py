@@ -1,0 +1,131 @@
+"""Rules a config must follow beyond its types: numeric ranges (one table) and evaluation
+settings that must name existing metrics and feature networks. config.validate applies them."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import typing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ganforge.errors import GanforgeError
+
+if TYPE_CHECKING:
+    from ganforge.config import Config, EvalConfig
+
+
+def nearest(name: str, choices: typing.Iterable[str]) -> str:
+    """' Did you mean X?' for the closest valid choice, or '' when none is close."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+@dataclass(frozen=True)
+class Range:
+    """Valid values of one numeric key: low and high bounds, each included unless open."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        """Whether value lies in the range."""
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def text(self) -> str:
+        """The range as a reader would write it: '> 0', 'in [0, 1)', 'at least 1'."""
+        low = None if self.low is None else f"{self.low:g}"
+        high = None if self.high is None else f"{self.high:g}"
+        if high is None:
+            return f"> {low}" if self.low_open else f"at least {low}"
+        if low is None:
+            return f"< {high}" if self.high_open else f"at most {high}"
+        return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+
+
+MAX_RESOLUTION = 1024  # one 1024x1024 RGB float32 image is 12 MiB; a batch of 64, 768 MiB
+RANGES: dict[str, Range] = {  # every numeric key; a list key's items are checked one by one
+    "data.resolution": Range(4, MAX_RESOLUTION),
+    "data.limit": Range(1),
+    "model.z_dim": Range(1, 8192),
+    "model.g_width": Range(1, 4096),
+    "model.d_width": Range(1, 4096),
+    "model.g_hidden": Range(1, 65536),
+    "model.d_hidden": Range(1, 65536),
+    "loss.gp_weight": Range(0),
+    "loss.clip": Range(0, low_open=True),
+    "loss.class_weight": Range(0),
+    "optim.g_lr": Range(0, 1, low_open=True),
+    "optim.d_lr": Range(0, 1, low_open=True),
+    "optim.betas": Range(0, 1, high_open=True),
+    "optim.n_critic": Range(1, 100),
+    "optim.decay_start": Range(0, 1, high_open=True),
+    "train.steps": Range(1),
+    "train.batch_size": Range(1, 65536),
+    "train.seed": Range(0, 2**62),
+    "train.d_warmup_steps": Range(0),
+    "train.sample_every": Range(1),
+    "train.checkpoint_every": Range(1),
+    "train.keep_checkpoints": Range(1),
+    "train.num_samples": Range(1, 4096),
+    "eval.every": Range(0),
+    "eval.n": Range(1, 1_000_000),
+    "log.every": Range(1),
+}
+
+
+def check_ranges(config: Config) -> None:
+    """Every numeric key within its RANGES entry, with a message naming key, range and value."""
+    for key, valid in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None and not valid.holds(item):
+                note = ""
+                if key == "data.resolution":
+                    mib = 3 * 4 * item * item * config.train.batch_size / 2**20
+                    note = (f" (a batch of {config.train.batch_size} RGB images of that size "
+                            f"takes {mib:,.0f} MiB as float32 before any network runs)")
+                raise GanforgeError(
+                    f"Config key '{key}' must be {valid.text()}; got {item!r}{note}."
+                )
+
+
+def _eval_scores() -> dict[str, tuple[str, ...]]:
+    """Metric name -> the numbers it reports (the registry lives in ganforge.metrics)."""
+    return dict(importlib.import_module("ganforge.metrics.evaluate").SCORES)
+
+
+def primary_score(e: EvalConfig) -> str:
+    """The number that picks best.*: eval.primary, else the first one of the first metric."""
+    return e.primary or _eval_scores()[e.metrics[0]][0]
+
+
+def check_eval(e: EvalConfig) -> None:
+    """eval.metrics, eval.features and eval.primary name things that exist."""
+    scores = _eval_scores()
+    unknown = [m for m in e.metrics if m not in scores]
+    if unknown or not e.metrics:
+        hint = nearest(unknown[0], scores) if unknown else ""
+        raise GanforgeError(
+            f"Config key 'eval.metrics' has unknown metric(s) {', '.join(unknown) or '(none)'}; "
+            f"valid choices: {', '.join(scores)}.{hint}"
+        )
+    kind, _, path = e.features.partition(":")
+    if kind not in ("inception", "classifier") or (kind == "classifier" and not path):
+        raise GanforgeError(
+            f"Config key 'eval.features' is {e.features!r}; valid choices: inception, "
+            "inception:PATH (a local Inception TorchScript), classifier:PATH (a file made by "
+            "`ganforge train-classifier`)."
+        )
+    reported = [name for m in e.metrics for name in scores[m]]
+    if e.primary is not None and e.primary not in reported:
+        raise GanforgeError(
+            f"Config key 'eval.primary' is {e.primary!r}, which eval.metrics "
+            f"({', '.join(e.metrics)}) does not report; valid choices: {', '.join(reported)}."
+            f"{nearest(e.primary.lower(), reported)}"
+        )
