@@ -126,9 +126,10 @@ def test_existing_run_dir_is_refused_unless_overwrite(tmp_path):
 
 
 def test_failed_start_leaves_no_run_behind(tmp_path):
-    config = configlib.load(None, TINY_MLP + ["train.batch_size=1000000"])
-    with pytest.raises(GanforgeError, match="batch_size"):
+    config = configlib.load(None, TINY_MLP + ["data.limit=100", "train.batch_size=1000"])
+    with pytest.raises(GanforgeError, match="batch_size"):  # more than the data holds
         train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
     fixed = configlib.load(None, TINY_MLP + ["train.steps=1"])
     train(fixed, tmp_path / "run", progress=False)  # not refused as 'already holds a run'
 
