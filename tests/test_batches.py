@@ -28,13 +28,37 @@ def test_state_restores_the_same_future():
     assert all(torch.equal(x, y) for x, y in zip(expected, [b.next() for _ in range(20)]))
 
 
-def test_ranks_see_disjoint_shards():
-    shards = [
-        torch.cat([EpochBatches(40, 5, torch.Generator().manual_seed(2), r, 2).next()
-                   for _ in range(1)])
-        for r in range(2)
-    ]
-    assert not set(shards[0].tolist()) & set(shards[1].tolist())
+def _ranks(n, batch_size, world):
+    """One iterator per rank, all seeded alike (as every DDP process seeds its own)."""
+    return [EpochBatches(n, batch_size, torch.Generator().manual_seed(2), r, world)
+            for r in range(world)]
+
+
+@pytest.mark.parametrize("n, batch_size, world", [(40, 5, 2), (40, 5, 4), (30, 5, 3)])
+def test_ranks_shard_each_epoch_into_equal_disjoint_parts_that_cover_it(n, batch_size, world):
+    ranks = _ranks(n, batch_size, world)
+    per_epoch = n // world // batch_size
+    epochs = []
+    for epoch in range(2):
+        shards = [torch.cat([b.next() for _ in range(per_epoch)]).tolist() for b in ranks]
+        assert all(b.epoch == epoch for b in ranks)
+        assert [len(shard) for shard in shards] == [n // world] * world  # equal shards
+        everything = [i for shard in shards for i in shard]
+        assert sorted(everything) == list(range(n))  # each index exactly once: disjoint, all
+        epochs.append(shards)
+    assert epochs[0] != epochs[1]  # reshuffled
+
+
+def test_uneven_sizes_drop_the_same_tail_so_ranks_stay_in_step():
+    n, batch_size, world = 43, 5, 3  # 14 per rank (one example dropped): 2 batches per epoch
+    ranks = _ranks(n, batch_size, world)
+    shards = [set(torch.cat([b.next(), b.next()]).tolist()) for b in ranks]
+    assert [len(shard) for shard in shards] == [10, 10, 10]
+    assert not any(shards[i] & shards[j] for i in range(3) for j in range(i + 1, 3))
+    assert all(b.epoch == 0 for b in ranks)
+    for b in ranks:
+        b.next()
+    assert [b.epoch for b in ranks] == [1, 1, 1]  # every rank starts epoch 1 at the same step
 
 
 def test_batch_larger_than_dataset_is_a_clear_error():

@@ -35,15 +35,30 @@ def test_dcgan_smoke_run_leaves_a_complete_run_dir(trained_run):
     assert (trained_run / "losses.png").is_file()
     assert (trained_run / "checkpoints" / "step-00000006.safetensors").is_file()
     grid = Image.open(trained_run / "samples" / "step-00000006.png")
-    assert grid.size[0] > 28 * 4  # a grid of many 28x28 images
+    # train.num_samples = 64 images of 28x28: 8 per row (ceil(sqrt(64))), 8 rows, 2 px padding
+    assert grid.mode == "L" and grid.size == (8 * (28 + 2) + 2, 8 * (28 + 2) + 2)
+    pixels = np.asarray(grid)
+    lines = [i * 30 + j for i in range(9) for j in range(2)]  # the padding rows and columns
+    assert not pixels[lines].any() and not pixels[:, lines].any()
+    cells = pixels[2:, 2:].reshape(8, 30, 8, 30)[:, :28, :, :28].transpose(0, 2, 1, 3)
+    assert all(cell.std() > 0 for row in cells for cell in row)  # 64 images, none blank
     lines = (trained_run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3  # steps 2, 4, 6
 
 
 def test_sample_png_and_npy(trained_run, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "sample", trained_run, "-n", 10, "--out", tmp_path / "g.png")
+    from ganforge.training.generator import load_run
+
+    code, out, _ = run_cli(capsys, "sample", trained_run, "-n", 10, "--out", tmp_path / "g.png",
+                           "--seed", 4)
     assert code == 0 and "step 6" in out
-    assert Image.open(tmp_path / "g.png").size[0] > 28
+    grid = np.asarray(Image.open(tmp_path / "g.png"))
+    assert grid.shape == (3 * 30 + 2, 4 * 30 + 2)  # 10 images: 4 per row (ceil(sqrt(10))), 3 rows
+    expected = load_run(trained_run).sampler.eval_fn()(10, 4)[:, 0].numpy()  # uint8 (10, 28, 28)
+    for i, image in enumerate(expected):  # image i in row i // 4, column i % 4, row-major
+        top, left = 2 + 30 * (i // 4), 2 + 30 * (i % 4)
+        assert np.array_equal(grid[top : top + 28, left : left + 28], image), i
+    assert not grid[62:, 62:].any()  # the two unused cells of the last row stay black
     code, _, _ = run_cli(capsys, "sample", trained_run, "-n", 5, "--out", tmp_path / "s.npy",
                          "--seed", 3)
     samples = np.load(tmp_path / "s.npy", allow_pickle=False)

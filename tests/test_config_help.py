@@ -7,9 +7,9 @@ import warnings
 
 import pytest
 import yaml
-from clihelp import run_cli
 from torch import nn
 
+from clihelp import run_cli
 from ganforge import config as configlib
 from ganforge.config_help import HELP, describe
 from ganforge.errors import GanforgeError

@@ -192,14 +192,60 @@ def test_is_and_modes_need_class_logits(toy):
         _run(toy, _images(60, 0), metrics=["is"])
 
 
-def test_class_and_stacked_modes(toy):
-    result = _run(toy, _images(60, 0), metrics=["modes", "is"])
-    assert result["modes_total"] == 4 and 1 <= result["modes_covered"] <= 4
-    assert result["is"] >= 1.0
-    stacked = _run(toy, _images(30, 0, (3, 12, 12)), metrics=["modes"], against="stacked-toy", n=30)
-    assert stacked["modes_total"] == 64 and stacked["protocol"]["params"]["modes"]["form"] == (
-        "stacked"
-    )
+class PixelClassExtractor:
+    """Hand-made classifier: the class of an image is its first pixel // 64 (4 classes), with
+    perfectly confident logits (or uniform ones), so IS and mode counts have closed forms."""
+
+    name = "pixel-class"
+    digest = "1" * 64
+    description = "class = first pixel // 64"
+    num_classes = 4
+
+    def __init__(self, confident: bool = True) -> None:
+        self.confident = confident
+
+    def __call__(self, images: torch.Tensor):
+        classes = images[:, 0, 0, 0].long() // 64
+        logits = 100.0 * torch.nn.functional.one_hot(classes, 4).float()  # softmax: one-hot
+        return images.float().flatten(1)[:, :8], logits if self.confident else logits * 0
+
+
+def _class_images(classes: list[int] | list[tuple[int, ...]]) -> torch.Tensor:
+    """Constant images (N, C, 12, 12) whose channel c holds 64 * classes[i][c] + 10."""
+    table = torch.tensor(classes).view(len(classes), -1)
+    return (64 * table + 10).to(torch.uint8)[:, :, None, None].expand(-1, -1, 12, 12).clone()
+
+
+@pytest.mark.parametrize("classes, is_expected, covered", [
+    ([0, 2] * 30, 2.0, 2),  # every split of 6 holds 3 + 3: IS = K = 2
+    ([0] * 30 + [2] * 30, 1.0, 2),  # each split holds one class only: IS = 1 per split
+    ([0, 1, 3] * 20, 3.0, 3),  # 2 + 2 + 2 per split: IS = 3
+])
+def test_class_modes_and_is_closed_forms(toy, monkeypatch, classes, is_expected, covered):
+    monkeypatch.setattr(ev, "load_extractor", lambda features, device="cpu": PixelClassExtractor())
+    result = _run(toy, _class_images(classes), metrics=["modes", "is"])
+    assert result["modes_total"] == 4 and result["modes_covered"] == covered
+    assert result["modes_kl"] == pytest.approx(math.log(4 / covered), rel=1e-12)
+    assert result["is"] == pytest.approx(is_expected, rel=1e-12)  # exp(KL(p(y|x) || p(y)))
+    assert result["is_std"] == pytest.approx(0.0, abs=1e-12)  # every split has the same IS
+
+
+def test_is_of_uniform_predictions_is_one_end_to_end(toy, monkeypatch):
+    extractor = PixelClassExtractor(confident=False)
+    monkeypatch.setattr(ev, "load_extractor", lambda features, device="cpu": extractor)
+    result = _run(toy, _class_images([0, 1, 2, 3] * 15), metrics=["is"])
+    assert result["is"] == pytest.approx(1.0, abs=1e-12) and result["is_std"] < 1e-12
+
+
+def test_stacked_modes_count_ordered_channel_triples(toy, monkeypatch):
+    monkeypatch.setattr(ev, "load_extractor", lambda features, device="cpu": PixelClassExtractor())
+    # (0, 1, 2) and (0, 2, 1) are two modes: a mode id that ignores channel order or reads one
+    # channel only would merge them
+    fake = _class_images([(0, 1, 2)] * 10 + [(0, 2, 1)] * 10 + [(3, 3, 3)] * 10)
+    stacked = _run(toy, fake, metrics=["modes"], against="stacked-toy", n=30)
+    assert stacked["modes_total"] == 64 and stacked["modes_covered"] == 3
+    assert stacked["modes_kl"] == pytest.approx(math.log(64 / 3), rel=1e-12)
+    assert stacked["protocol"]["params"]["modes"]["form"] == "stacked"
 
 
 def test_ring8_modes_on_raw_points(toy):
@@ -238,12 +284,6 @@ def test_fake_from_target(toy, tmp_path):
     assert torch.equal(sampler(80, 0), SOURCES[("toy", "train")].x)
     result = _run(toy, sampler, metrics=["fid"])
     assert result["protocol"]["fake"] == "real:toy:train"
-    folder = tmp_path / "samples"
-    folder.mkdir()
-    targets.fake_from_target(str(folder))
-    array = tmp_path / "s.npy"
-    array.write_bytes(b"")
-    targets.fake_from_target(str(array))
     with pytest.raises(GanforgeError, match="image folder"):
         targets.fake_from_target(str(tmp_path / "missing"))
 
@@ -286,12 +326,33 @@ def test_folder_and_npy_targets_through_data_sources(monkeypatch, tmp_path):
     images = _images(6, 11)
     for i, image in enumerate(images):
         Image.fromarray(image[0].numpy()).save(folder / f"{i:03d}.png")
-    from_folder = targets.fake_from_target(str(folder))(6, 0)
-    assert torch.equal(from_folder, images)  # native 12x12 grayscale, sorted order
+    sampler = targets.fake_from_target(str(folder))
+    assert sampler.description == f"folder:{folder}" and sampler.count() == 6
+    assert torch.equal(sampler(6, 0), images)  # native 12x12 grayscale, sorted order
+    subset = ev.select_indices(6, 4, 1, "x")[0]  # fewer: a seeded subset, with seed + 1
+    assert torch.equal(sampler(4, 0), images[subset])
     array = tmp_path / "samples.npy"
     np_images = images.permute(0, 2, 3, 1).numpy()  # (N, H, W, C) uint8
     np.save(array, np_images)
-    assert torch.equal(targets.fake_from_target(str(array))(6, 0), images)
+    from_array = targets.fake_from_target(str(array))
+    assert torch.equal(from_array(6, 0), images) and torch.equal(from_array(4, 0), images[subset])
+    assert from_array.description == f"npy:{array}"
+
+
+def test_empty_folder_and_npy_targets_fail_clearly_when_called(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    empty_folder = targets.fake_from_target(str(folder))  # nothing is read before a call
+    with pytest.raises(GanforgeError, match=r"no images \(\.png.*under"):
+        empty_folder(1, 0)
+    array = tmp_path / "s.npy"
+    array.write_bytes(b"")
+    with pytest.raises(GanforgeError, match=r"Cannot read .*s\.npy' as a npy file"):
+        targets.fake_from_target(str(array))(1, 0)
+    np.save(array, np.zeros((0, 12, 12, 1), np.uint8))
+    with pytest.raises(GanforgeError, match=r"shape \(0, 12, 12, 1\).*at least one example"):
+        targets.fake_from_target(str(array))(1, 0)
 
 
 def test_ring8_end_to_end_with_data_module(monkeypatch):

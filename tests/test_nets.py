@@ -165,12 +165,26 @@ def test_discriminator_batch_independent_in_eval(arch, shape, d_norm):
         torch.testing.assert_close(D(x)[:2], D(x[:2]))
 
 
+def _state(G, D):
+    """Every tensor of both nets (parameters and buffers), keyed 'G.name' / 'D.name'."""
+    return {f"{tag}.{k}": v for tag, net in (("G", G), ("D", D)) for k, v in
+            net.state_dict().items()}
+
+
 @pytest.mark.parametrize("arch", ["dcgan", "mlp"])
 def test_same_seed_same_weights(arch):
-    a, _ = build(model(arch, g_hidden=[8]), (1, 16, 16), seed=3)
-    b, _ = build(model(arch, g_hidden=[8]), (1, 16, 16), seed=3)
-    for p, q in zip(a.state_dict().values(), b.state_dict().values()):
-        assert torch.equal(p, q)
+    cfg = model(arch, g_hidden=[8], d_hidden=[8])
+    a = _state(*build(cfg, (1, 16, 16), seed=3))
+    torch.randn(100)  # the global RNG moves on between the builds; the seed alone decides
+    b = _state(*build(cfg, (1, 16, 16), seed=3))
+    assert a.keys() == b.keys() and any(k.startswith("D.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key  # G and D: every parameter and buffer
+    other = _state(*build(cfg, (1, 16, 16), seed=4))
+    drawn = [key for key in a if key.endswith("weight") and a[key].dim() >= 2]  # conv / linear
+    assert {k[0] for k in drawn} == {"G", "D"}
+    for key in drawn:  # another seed gives other random weights, in G and in D alike
+        assert not torch.equal(a[key], other[key]), key
 
 
 # ---------------------------------------------------------------------------------------------
