@@ -149,3 +149,19 @@ def test_conditional_ring8_puts_each_class_on_its_mode(tmp_path):
         x = sampler.draw(1000, seed=k, request={"class": str(k)}).x.double()
         on_mode = (x - ring.centers[k]).norm(dim=1) < 3 * ring.sigma
         assert on_mode.double().mean() >= 0.90, (k, float(on_mode.double().mean()))
+
+
+def test_evaluation_labels_are_balanced_or_follow_the_data(cgan_run):
+    sampler = load_run(cgan_run).sampler
+    fake = sampler.eval_fn("uniform")
+    x, y = fake(105, 3)
+    assert x.dtype == torch.uint8 and x.shape == (105, 1, 16, 16)
+    assert torch.bincount(y, minlength=10).tolist() == [11] * 5 + [10] * 5  # n/K, rest first
+    assert "balanced" in fake.label_description
+    counts = sampler.info.class_counts  # the 256 training images' classes
+    y_data = sampler.eval_fn("data")(20_000, 0)[1]
+    expected = torch.tensor(counts, dtype=torch.float64) / sum(counts)
+    observed = torch.bincount(y_data, minlength=10).double() / 20_000
+    assert (observed - expected).abs().max() < 0.015
+    again = sampler.eval_fn("uniform")(105, 3)
+    assert torch.equal(again[0], x) and torch.equal(again[1], y)  # seeded: reproducible
