@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -141,21 +142,26 @@ def test_resume_with_other_architecture_is_refused(tmp_path):
         resume(tmp_path / "run", ["train.steps=4", "model.g_hidden=[64, 64]"], progress=False)
 
 
-def test_divergence_stops_with_step_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+def poison_g_step(monkeypatch, at_call: int, spoil) -> None:
+    """Make the unconditional task's g_step call `spoil(task, stats)` on its at_call-th call."""
     from ganforge.tasks import unconditional
 
-    config = configlib.load(None, TINY_MLP + ["train.steps=20"])
     original = unconditional.UnconditionalTask.g_step
     calls = {"n": 0}
 
     def poisoned(self, batch):
         calls["n"] += 1
         stats = original(self, batch)
-        if calls["n"] == 7:
-            stats["g_loss"] = torch.tensor(float("nan"))
+        if calls["n"] == at_call:
+            spoil(self, stats)
         return stats
 
     monkeypatch.setattr(unconditional.UnconditionalTask, "g_step", poisoned)
+
+
+def test_divergence_stops_with_step_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    config = configlib.load(None, TINY_MLP + ["train.steps=20"])
+    poison_g_step(monkeypatch, 7, lambda task, stats: stats.update(g_loss=torch.tensor(np.nan)))
     with pytest.raises(GanforgeError) as err:
         train(config, tmp_path / "run", progress=False)
     message = str(err.value)
@@ -238,21 +244,13 @@ def test_stale_temp_files_of_a_killed_checkpoint_write_are_removed(tmp_path):
 
 
 def test_nan_weights_are_never_checkpointed(tmp_path, monkeypatch):
-    from ganforge.tasks import unconditional
-
     config = configlib.load(None, TINY_MLP + ["train.steps=20"])
-    original = unconditional.UnconditionalTask.g_step
-    calls = {"n": 0}
 
-    def poisoned(self, batch):
-        calls["n"] += 1
-        stats = original(self, batch)
-        if calls["n"] == 8:  # weights go bad after the losses of checkpoint step 8
-            with torch.no_grad():
-                next(self.G.parameters()).fill_(float("inf"))
-        return stats
+    def spoil_weights(task, stats):  # weights go bad after the losses of checkpoint step 8
+        with torch.no_grad():
+            next(task.G.parameters()).fill_(float("inf"))
 
-    monkeypatch.setattr(unconditional.UnconditionalTask, "g_step", poisoned)
+    poison_g_step(monkeypatch, 8, spoil_weights)
     with pytest.raises(GanforgeError, match="diverged") as err:
         train(config, tmp_path / "run", progress=False)
     assert "step-00000004" in str(err.value)
