@@ -193,46 +193,20 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ganforge.devices import pick_device
     from ganforge.fileio import atomic_write_json
-    from ganforge.metrics.evaluate import evaluate, format_table
-    from ganforge.metrics.targets import fake_from_target
-    from ganforge.training.loop import default_against
+    from ganforge.metrics.evaluate import format_table
+    from ganforge.training.evaluation import evaluate_target
 
-    device = pick_device(args.device, "--device")
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    target = args.target
-    against = args.against
-    common = {
-        "metrics": metrics, "features": args.features, "n": args.n, "seed": args.seed,
-        "progress": not args.no_progress, "device": str(device),
-    }
-    if _is_run(target):
-        from ganforge.training.evaluation import evaluate_sampler
-        from ganforge.training.generator import load_run
-
-        loaded = load_run(target, device)
-        against = against or default_against(loaded.config.data)
-        result = evaluate_sampler(
-            loaded.sampler, loaded.config.data, against=against, labels=args.labels, **common
-        )
-    else:
-        if not against:
-            raise GanforgeError(
-                "Give --against SOURCE[:split], e.g. --against fashion-mnist:test."
-            )
-        result = evaluate(fake_from_target(target), against=against, **common)
+    result = evaluate_target(
+        args.target, against=args.against,
+        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
+        features=args.features, n=args.n, seed=args.seed, labels=args.labels,
+        progress=not args.no_progress, device=pick_device(args.device, "--device"),
+    )
     print(format_table(result))
     if args.json_out:
         atomic_write_json(args.json_out, result)
         print(f"Wrote {args.json_out}")
     return 0
-
-
-def _is_run(target: str) -> bool:
-    """A run directory or a checkpoint file (as opposed to images, samples or real:...)."""
-    path = Path(target)
-    if path.suffix in (".safetensors", ".json") and path.is_file():
-        return True
-    return path.is_dir() and ((path / "checkpoints").is_dir() or path.name == "checkpoints")
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ and so lives in training/. What `ganforge eval RUN` and evaluation during traini
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from ganforge.config import DataConfig
@@ -76,3 +77,34 @@ def evaluate_sampler(
         result.update(cas=cas["cas"], cas_real=cas["cas_real"])
         result["protocol"]["cas"] = cas["protocol"]
     return result
+
+
+def is_run(target: str) -> bool:
+    """A run directory or a checkpoint file (as opposed to images, samples or real:...)."""
+    path = Path(target)
+    if path.suffix in (".safetensors", ".json") and path.is_file():
+        return True
+    return path.is_dir() and ((path / "checkpoints").is_dir() or path.name == "checkpoints")
+
+
+def evaluate_target(
+    target: str, *, against: str | None, labels: str = "uniform", device: Any = "cpu",
+    **common: Any,
+) -> dict[str, Any]:
+    """`ganforge eval TARGET`: a run or checkpoint through its sampler (against its own data's
+    test split by default), else a folder, .npy/.npz or real:SOURCE through metrics/targets."""
+    if is_run(target):
+        from ganforge.training.generator import load_run
+        from ganforge.training.loop import default_against
+
+        loaded = load_run(target, device)
+        return evaluate_sampler(
+            loaded.sampler, loaded.config.data,
+            against=against or default_against(loaded.config.data), labels=labels,
+            device=str(device), **common,
+        )
+    if not against:
+        raise GanforgeError("Give --against SOURCE[:split], e.g. --against fashion-mnist:test.")
+    from ganforge.metrics.targets import fake_from_target
+
+    return evaluate(fake_from_target(target), against=against, device=str(device), **common)
