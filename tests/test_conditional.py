@@ -165,3 +165,13 @@ def test_evaluation_labels_are_balanced_or_follow_the_data(cgan_run):
     assert (observed - expected).abs().max() < 0.015
     again = sampler.eval_fn("uniform")(105, 3)
     assert torch.equal(again[0], x) and torch.equal(again[1], y)  # seeded: reproducible
+
+
+def test_cas_needs_a_conditional_run(plain_run, tmp_path, capsys):
+    err = user_error(capsys, "eval", plain_run, "--metrics", "cas", "--features",
+                     "classifier:none.safetensors")
+    assert "needs a class-conditional run" in err and "'unconditional'" in err
+    write_pngs(tmp_path / "imgs", 4, 10)
+    err = user_error(capsys, "eval", tmp_path / "imgs", "--against", "fashion-mnist:test",
+                     "--metrics", "fid,cas")
+    assert "needs a class-conditional run directory" in err

@@ -137,6 +137,7 @@ class Task:
         raise NotImplementedError
 
     @classmethod
-    def load_sampler(cls, config: Config, info: DataInfo, tensors, device: torch.device):
-        """A Sampler rebuilt from a checkpoint's config, data info and tensors alone."""
+    def load_sampler(cls, config: Config, info: DataInfo, states: dict, device: torch.device):
+        """A Sampler rebuilt from a checkpoint's config, data info and module states alone
+        (states: {module name: state_dict}, as training.generator.group_states makes them)."""
         raise NotImplementedError

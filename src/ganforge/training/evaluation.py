@@ -66,7 +66,9 @@ def evaluate_sampler(
     """
     standard, extra = split_metrics(metrics)
     against = parse_against(against)
-    result: dict[str, Any] = {"protocol": {}}
+    result: dict[str, Any] = {
+        "protocol": {"against": {"source": against.source, "split": against.split}}
+    }
     if standard or not extra:
         result = evaluate(
             sampler.eval_fn(labels), against=against, metrics=standard, features=features,
@@ -105,6 +107,11 @@ def evaluate_target(
         )
     if not against:
         raise GanforgeError("Give --against SOURCE[:split], e.g. --against fashion-mnist:test.")
+    if split_metrics(common.get("metrics", []))[1]:
+        raise GanforgeError(
+            "Metric 'cas' trains a classifier on generated images of requested classes, so it "
+            f"needs a class-conditional run directory or checkpoint; '{target}' is not one."
+        )
     from ganforge.metrics.targets import fake_from_target
 
     return evaluate(fake_from_target(target), against=against, device=str(device), **common)
