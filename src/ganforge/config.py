@@ -18,7 +18,15 @@ from typing import Any, ClassVar
 
 import yaml
 
-from ganforge.config_rules import RANGES, Range, check_eval, check_ranges, nearest, primary_score
+from ganforge.config_rules import (
+    RANGES,
+    Range,
+    check_eval,
+    check_ranges,
+    check_stabilizers,
+    nearest,
+    primary_score,
+)
 
 __all__ = ["RANGES", "Config", "Range", "dump", "from_dict", "load", "primary_score"]
 from ganforge.errors import GanforgeError
@@ -54,8 +62,13 @@ class DataConfig:
     limit: int | None = None
     strict: bool = False
     download: bool = True
+    augment: list[str] = field(default_factory=list)
 
-    CHOICES: ClassVar[dict[str, tuple]] = {"split": ("train", "test"), "channels": (None, 1, 3)}
+    CHOICES: ClassVar[dict[str, tuple]] = {
+        "split": ("train", "test"),
+        "channels": (None, 1, 3),
+        "augment": ("flip", "crop", "rotate", "color"),
+    }
 
 
 @dataclass
@@ -72,6 +85,10 @@ class ModelConfig:
     d_norm: str = "auto"
     out_act: str = "auto"
     condition: str = "concat"
+    spectral_norm: str = "none"
+    pack: int = 1
+    mbstd_group: int = 0
+    minibatch_disc: int = 0
 
     CHOICES: ClassVar[dict[str, Any]] = {
         "arch": _registered("ganforge.nets", "ARCHS"),
@@ -79,6 +96,7 @@ class ModelConfig:
         "g_norm": ("batch", "none"),
         "d_norm": ("auto", "batch", "layer", "none"),
         "out_act": ("auto", "tanh", "none"),
+        "spectral_norm": ("none", "d", "both"),
     }
 
 
@@ -90,6 +108,13 @@ class LossConfig:
     gp_weight: float | None = None
     clip: float | None = None
     class_weight: float = 1.0
+    mix: list[str] = field(default_factory=list)
+    r1_gamma: float = 0.0
+    r1_every: int = 1
+    dragan_weight: float = 0.0
+    label_smoothing: float = 0.0
+    feature_matching: float = 0.0
+    g_adversarial: float = 1.0
 
     CHOICES: ClassVar[dict[str, Any]] = {"name": _registered("ganforge.losses", "LOSSES")}
 
@@ -105,9 +130,11 @@ class OptimConfig:
     n_critic: int | None = None
     lr_decay: str = "none"
     decay_start: float = 0.5
+    preset: str = "none"
 
     CHOICES: ClassVar[dict[str, tuple]] = {
         "name": (None, "adam", "rmsprop"),
+        "preset": ("none", "ttur"),
         "lr_decay": ("none", "linear", "constant_linear"),
     }
 
@@ -125,6 +152,22 @@ class TrainConfig:
     keep_checkpoints: int = 3
     num_samples: int = 64
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps (checked in validate)
+
+
+@dataclass
+class StabilizeConfig:
+    """Remedies that act on D's inputs and on the schedule (all off by default)."""
+
+    instance_noise: float = 0.0
+    instance_noise_steps: int | None = None
+    diffaugment: list[str] = field(default_factory=list)
+    ema: float = 0.0
+    replay: float = 0.0
+    replay_size: int = 1024
+    d_skip_above: float | None = None
+    g_skip_below: float | None = None
+
+    CHOICES: ClassVar[dict[str, tuple]] = {"diffaugment": ("color", "translation", "cutout")}
 
 
 @dataclass
@@ -161,6 +204,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    stabilize: StabilizeConfig = field(default_factory=StabilizeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -229,12 +273,18 @@ def _check_choices(section_name: str, section: Any) -> None:
     for name, choices in getattr(section, "CHOICES", {}).items():
         choices = choices() if callable(choices) else choices
         value = getattr(section, name)
-        if value not in choices:
-            shown = ", ".join("null" if c is None else str(c) for c in choices)
-            hint = nearest(str(value), [str(c) for c in choices if c is not None])
-            raise GanforgeError(
-                f"Config key '{section_name}.{name}' is {value!r}; valid choices: {shown}.{hint}"
-            )
+        for item in value if isinstance(value, list) else [value]:
+            _check_choice(section_name, name, item, choices)
+
+
+def _check_choice(section_name: str, name: str, value: Any, choices: tuple) -> None:
+    """One value (or list item) against its choices, naming the key and the nearest choice."""
+    if value not in choices:
+        shown = ", ".join("null" if c is None else str(c) for c in choices)
+        hint = nearest(str(value), [str(c) for c in choices if c is not None])
+        raise GanforgeError(
+            f"Config key '{section_name}.{name}' is {value!r}; valid choices: {shown}.{hint}"
+        )
 
 
 def _build_section(section_name: str, cls: type, values: Any) -> Any:
@@ -285,6 +335,7 @@ def validate(config: Config) -> None:
     if config.optim.betas is not None and len(config.optim.betas) != 2:
         raise GanforgeError("Config key 'optim.betas' must be two numbers, e.g. [0.5, 0.999].")
     check_eval(config.eval)
+    check_stabilizers(config)
     from ganforge.devices import check_device_name
 
     check_device_name(config.train.device)

@@ -59,6 +59,15 @@ RANGES: dict[str, Range] = {  # every numeric key; a list key's items are checke
     "loss.gp_weight": Range(0),
     "loss.clip": Range(0, low_open=True),
     "loss.class_weight": Range(0),
+    "loss.r1_gamma": Range(0),
+    "loss.r1_every": Range(1, 10_000),
+    "loss.dragan_weight": Range(0),
+    "loss.label_smoothing": Range(0, 1, high_open=True),
+    "loss.feature_matching": Range(0),
+    "loss.g_adversarial": Range(0),
+    "model.pack": Range(1, 64),
+    "model.mbstd_group": Range(0, 4096),
+    "model.minibatch_disc": Range(0, 4096),
     "optim.g_lr": Range(0, 1, low_open=True),
     "optim.d_lr": Range(0, 1, low_open=True),
     "optim.betas": Range(0, 1, high_open=True),
@@ -72,6 +81,13 @@ RANGES: dict[str, Range] = {  # every numeric key; a list key's items are checke
     "train.checkpoint_every": Range(1),
     "train.keep_checkpoints": Range(1),
     "train.num_samples": Range(1, 4096),
+    "stabilize.instance_noise": Range(0),
+    "stabilize.instance_noise_steps": Range(1),
+    "stabilize.ema": Range(0, 1, high_open=True),
+    "stabilize.replay": Range(0, 1, high_open=True),
+    "stabilize.replay_size": Range(1, 1_000_000),
+    "stabilize.d_skip_above": Range(0, 1),
+    "stabilize.g_skip_below": Range(0, 1),
     "eval.every": Range(0),
     "eval.n": Range(1, 1_000_000),
     "log.every": Range(1),
@@ -129,3 +145,63 @@ def check_eval(e: EvalConfig) -> None:
             f"({', '.join(e.metrics)}) does not report; valid choices: {', '.join(reported)}."
             f"{nearest(e.primary.lower(), reported)}"
         )
+
+
+SMOOTHABLE_LOSSES = ("minimax", "non-saturating", "lsgan")  # losses with a real target label
+
+
+def parse_mix(items: list[str]) -> list[tuple[str, float]]:
+    """loss.mix items 'NAME' or 'NAME:WEIGHT' -> [(name, weight)], checked against LOSSES."""
+    losses = importlib.import_module("ganforge.losses").LOSSES
+    parsed = []
+    for item in items:
+        name, _, weight = item.partition(":")
+        name = name.strip()
+        try:
+            value = float(weight) if weight.strip() else 1.0
+        except ValueError:
+            value = -1.0
+        if name not in losses or value < 0:
+            raise GanforgeError(
+                f"Config key 'loss.mix' has {item!r}; each item is LOSS or LOSS:WEIGHT with a "
+                f"weight >= 0, e.g. loss.mix=[lsgan:0.5]. Losses: {', '.join(losses)}."
+                f"{nearest(name, losses)}"
+            )
+        parsed.append((name, value))
+    return parsed
+
+
+def check_stabilizers(config: Config) -> None:
+    """Combinations of stabilizers that cannot work, each refused with the way out."""
+    m, loss, s, t = config.model, config.loss, config.stabilize, config.train
+    parse_mix(loss.mix)
+    if m.pack > 1 and t.batch_size % m.pack:
+        raise GanforgeError(
+            f"model.pack={m.pack} packs {m.pack} samples per D input, so train.batch_size must "
+            f"be a multiple of it; got {t.batch_size}. Set train.batch_size="
+            f"{max(m.pack, t.batch_size - t.batch_size % m.pack)} or change model.pack."
+        )
+    packed = t.batch_size // m.pack
+    if m.mbstd_group > 1 and packed % m.mbstd_group:
+        raise GanforgeError(
+            f"model.mbstd_group={m.mbstd_group} must divide the {packed} inputs D sees per "
+            f"batch (train.batch_size / model.pack). Pick a divisor of {packed}, e.g. "
+            f"model.mbstd_group=4 with a batch size that is a multiple of 4."
+        )
+    if loss.label_smoothing > 0 and loss.name not in SMOOTHABLE_LOSSES:
+        raise GanforgeError(
+            f"loss.label_smoothing needs a loss with a real target label "
+            f"({', '.join(SMOOTHABLE_LOSSES)}); loss.name is {loss.name!r}, whose scores have "
+            "no target. Set loss.label_smoothing=0 or change loss.name."
+        )
+    if loss.g_adversarial == 0 and loss.feature_matching == 0:
+        raise GanforgeError(
+            "loss.g_adversarial=0 leaves G without an objective: give it feature matching "
+            "(e.g. loss.feature_matching=1) or set loss.g_adversarial above 0."
+        )
+    if s.d_skip_above is not None and s.g_skip_below is not None:
+        if s.g_skip_below >= s.d_skip_above:
+            raise GanforgeError(
+                f"stabilize.g_skip_below ({s.g_skip_below}) must be below "
+                f"stabilize.d_skip_above ({s.d_skip_above}), or both G and D could skip."
+            )
