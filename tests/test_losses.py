@@ -165,3 +165,39 @@ def test_unknown_loss_lists_choices():
     message = str(info.value)
     assert "wgan_gp" in message and "Did you mean 'wgan-gp'" in message
     assert all(name in message for name in tuple(LOSSES))
+
+
+def test_one_sided_label_smoothing_matches_cross_entropy_against_the_target():
+    t = 0.9
+    value = losses.get_loss("non-saturating").d_loss(scores(REAL), scores(FAKE), real_target=t)
+    expected = -mean(t * math.log(sigmoid(r)) + (1 - t) * math.log(1 - sigmoid(r)) for r in REAL)
+    expected -= mean(math.log(1 - sigmoid(f)) for f in FAKE)  # fake side keeps target 0
+    assert value.item() == pytest.approx(expected, rel=1e-12)
+    lsgan = losses.get_loss("lsgan").d_loss(scores(REAL), scores(FAKE), real_target=t)
+    assert lsgan.item() == pytest.approx(
+        0.5 * mean((r - t) ** 2 for r in REAL) + 0.5 * mean(f**2 for f in FAKE), rel=1e-12
+    )
+
+
+def test_mixed_loss_is_the_weighted_sum():
+    mixed = losses.adversarial_loss("non-saturating", [("lsgan", 0.5), ("hinge", 2.0)])
+    d = mixed.d_loss(scores(REAL), scores(FAKE)).item()
+    g = mixed.g_loss(scores(FAKE)).item()
+    assert d == pytest.approx(
+        EXPECTED_D["non-saturating"] + 0.5 * EXPECTED_D["lsgan"] + 2 * EXPECTED_D["hinge"]
+    )
+    assert g == pytest.approx(
+        EXPECTED_G["non-saturating"] + 0.5 * EXPECTED_G["lsgan"] + 2 * EXPECTED_G["hinge"]
+    )
+    assert losses.adversarial_loss("hinge", []) is LOSSES["hinge"]
+
+
+def test_label_smoothing_and_mix_bad_input():
+    from ganforge import config as configlib
+
+    with pytest.raises(GanforgeError, match="real target"):
+        configlib.load(None, ["loss.label_smoothing=0.1", "loss.mix=[hinge:1]"])
+    with pytest.raises(GanforgeError, match="LOSS:WEIGHT"):
+        configlib.load(None, ["loss.mix=[lsgan:-1]"])
+    with pytest.raises(GanforgeError, match="without an objective"):
+        configlib.load(None, ["loss.g_adversarial=0"])

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganforge.penalties import gradient_penalty, r1_penalty
+from ganforge.penalties import dragan_penalty, gradient_penalty, r1_penalty
 
 
 def batch(shape, seed):
@@ -83,3 +83,24 @@ def test_r1_needs_real_with_grad():
     real = torch.randn(2, 3)
     with pytest.raises(ValueError, match="requires_grad"):
         r1_penalty(real.sum(1), real)
+
+
+def test_dragan_matches_hand_computation():
+    # D(x) = 0.5 ||x||^2 has gradient x_hat: the penalty is a function of the drawn perturbation.
+    critic = lambda x: 0.5 * x.flatten(1).pow(2).sum(1)
+    real = batch((4, 3), 8)
+    penalty = dragan_penalty(critic, real, generator=torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    u = torch.rand((4, 3), generator=gen, dtype=torch.float64)
+    a = torch.rand((4, 1), generator=gen, dtype=torch.float64)
+    x_hat = real + a * (0.5 * real.std() * u)
+    expected = ((x_hat.norm(dim=1) - 1) ** 2).mean()
+    assert penalty.item() == pytest.approx(expected.item(), rel=1e-12)
+
+
+def test_dragan_on_a_linear_critic_is_exact_and_trains_d():
+    weight = nn.Parameter(torch.tensor([3.0, 4.0], dtype=torch.float64))  # ||w|| = 5
+    penalty = dragan_penalty(lambda x: x @ weight, batch((6, 2), 9))
+    assert penalty.item() == pytest.approx(16.0, rel=1e-12)
+    penalty.backward()
+    torch.testing.assert_close(weight.grad, 2 * (5 - 1) * weight.detach() / 5)

@@ -147,9 +147,6 @@ def check_eval(e: EvalConfig) -> None:
         )
 
 
-SMOOTHABLE_LOSSES = ("minimax", "non-saturating", "lsgan")  # losses with a real target label
-
-
 def parse_mix(items: list[str]) -> list[tuple[str, float]]:
     """loss.mix items 'NAME' or 'NAME:WEIGHT' -> [(name, weight)], checked against LOSSES."""
     losses = importlib.import_module("ganforge.losses").LOSSES
@@ -174,7 +171,7 @@ def parse_mix(items: list[str]) -> list[tuple[str, float]]:
 def check_stabilizers(config: Config) -> None:
     """Combinations of stabilizers that cannot work, each refused with the way out."""
     m, loss, s, t = config.model, config.loss, config.stabilize, config.train
-    parse_mix(loss.mix)
+    mixed = [name for name, _ in parse_mix(loss.mix)]
     if m.pack > 1 and t.batch_size % m.pack:
         raise GanforgeError(
             f"model.pack={m.pack} packs {m.pack} samples per D input, so train.batch_size must "
@@ -188,16 +185,26 @@ def check_stabilizers(config: Config) -> None:
             f"batch (train.batch_size / model.pack). Pick a divisor of {packed}, e.g. "
             f"model.mbstd_group=4 with a batch size that is a multiple of 4."
         )
-    if loss.label_smoothing > 0 and loss.name not in SMOOTHABLE_LOSSES:
+    losses = importlib.import_module("ganforge.losses").LOSSES
+    smoothable = [name for name, spec in losses.items() if spec.smoothable]
+    targetless = [n for n in (loss.name, *mixed) if n not in smoothable]
+    if loss.label_smoothing > 0 and targetless:
         raise GanforgeError(
-            f"loss.label_smoothing needs a loss with a real target label "
-            f"({', '.join(SMOOTHABLE_LOSSES)}); loss.name is {loss.name!r}, whose scores have "
-            "no target. Set loss.label_smoothing=0 or change loss.name."
+            f"loss.label_smoothing needs losses with a real target label "
+            f"({', '.join(smoothable)}); {targetless[0]!r} has scores without a "
+            "target. Set loss.label_smoothing=0 or use only those losses."
         )
     if loss.g_adversarial == 0 and loss.feature_matching == 0:
         raise GanforgeError(
             "loss.g_adversarial=0 leaves G without an objective: give it feature matching "
             "(e.g. loss.feature_matching=1) or set loss.g_adversarial above 0."
+        )
+    balance = s.d_skip_above is not None or s.g_skip_below is not None
+    if balance and loss.name in ("wgan", "wgan-gp"):
+        raise GanforgeError(
+            f"stabilize.d_skip_above / g_skip_below judge D by its accuracy, but a {loss.name} "
+            "critic's scores have no decision threshold. Use n_critic to balance a critic, "
+            "or a loss with one (non-saturating, lsgan, hinge)."
         )
     if s.d_skip_above is not None and s.g_skip_below is not None:
         if s.g_skip_below >= s.d_skip_above:

@@ -28,9 +28,16 @@ from ganforge.errors import unknown_name
 # the losses
 
 
-def minimax_d_loss(real: Tensor, fake: Tensor) -> Tensor:
-    """D of Goodfellow et al. (2014): -E[log D(x)] - E[log(1 - D(G(z)))], D = sigmoid(score)."""
-    return softplus(-real).mean() + softplus(fake).mean()
+def minimax_d_loss(real: Tensor, fake: Tensor, real_target: float = 1.0) -> Tensor:
+    """D of Goodfellow et al. (2014): -E[log D(x)] - E[log(1 - D(G(z)))], D = sigmoid(score).
+
+    real_target < 1 is one-sided label smoothing (Salimans et al. 2016, sec. 3.4): the real
+    term becomes the cross-entropy against t, -t log D(x) - (1 - t) log(1 - D(x)).
+    """
+    loss = real_target * softplus(-real).mean() + softplus(fake).mean()
+    if real_target < 1:
+        loss = loss + (1 - real_target) * softplus(real).mean()
+    return loss
 
 
 def minimax_g_loss(fake: Tensor) -> Tensor:
@@ -43,9 +50,12 @@ def nonsaturating_g_loss(fake: Tensor) -> Tensor:
     return softplus(-fake).mean()
 
 
-def lsgan_d_loss(real: Tensor, fake: Tensor) -> Tensor:
-    """D of LSGAN (Mao et al. 2017, a=0, b=1): 0.5 E[(D(x) - 1)^2] + 0.5 E[D(G(z))^2]."""
-    return 0.5 * (real - 1).pow(2).mean() + 0.5 * fake.pow(2).mean()
+def lsgan_d_loss(real: Tensor, fake: Tensor, real_target: float = 1.0) -> Tensor:
+    """D of LSGAN (Mao et al. 2017, a=0, b=1): 0.5 E[(D(x) - b)^2] + 0.5 E[D(G(z))^2].
+
+    real_target < 1 is one-sided label smoothing: b = real_target.
+    """
+    return 0.5 * (real - real_target).pow(2).mean() + 0.5 * fake.pow(2).mean()
 
 
 def lsgan_g_loss(fake: Tensor) -> Tensor:
@@ -92,6 +102,8 @@ class LossSpec:
     clip: float | None  # clip D's weights to [-clip, clip] after each D step (wgan only)
     d_norm: str  # recommended D normalization: "batch", or "layer" when a GP is used
     reference: str  # paper citation, one line
+    smoothable: bool = False  # d_loss takes real_target (one-sided label smoothing)
+    decision: float = 0.0  # score where D's verdict flips from fake to real (for its accuracy)
 
 
 # Adam 2e-4, betas (0.5, 0.999), one D step per G step: Radford et al. 2016 (DCGAN), sec. 4.
@@ -100,15 +112,17 @@ _NO_EXTRAS = {"gp_weight": 0.0, "clip": None, "d_norm": "batch"}
 
 LOSSES: dict[str, LossSpec] = {
     "minimax": LossSpec(
-        "minimax", minimax_d_loss, minimax_g_loss, **_DCGAN_ADAM, **_NO_EXTRAS,
+        "minimax", minimax_d_loss, minimax_g_loss, **_DCGAN_ADAM, **_NO_EXTRAS, smoothable=True,
         reference="Goodfellow et al. 2014, Generative Adversarial Nets, NeurIPS (eq. 1)",
     ),
     "non-saturating": LossSpec(
         "non-saturating", minimax_d_loss, nonsaturating_g_loss, **_DCGAN_ADAM, **_NO_EXTRAS,
+        smoothable=True,
         reference="Goodfellow et al. 2014, Generative Adversarial Nets, NeurIPS (sec. 3)",
     ),
     "lsgan": LossSpec(
-        "lsgan", lsgan_d_loss, lsgan_g_loss, **_DCGAN_ADAM, **_NO_EXTRAS,
+        "lsgan", lsgan_d_loss, lsgan_g_loss, **_DCGAN_ADAM, **_NO_EXTRAS, smoothable=True,
+        decision=0.5,
         reference="Mao et al. 2017, Least Squares Generative Adversarial Networks, ICCV",
     ),
     # RMSprop lr 5e-5, n_critic 5, clip 0.01: Arjovsky et al. 2017, Algorithm 1 defaults.
@@ -137,3 +151,36 @@ def get_loss(name: str) -> LossSpec:
     if name in LOSSES:
         return LOSSES[name]
     raise unknown_name("loss", name, list(LOSSES), "Set loss.name.")
+
+
+@dataclass(frozen=True)
+class MixedLoss:
+    """A weighted sum of adversarial losses on the same scores (e.g. non-saturating + 0.5 LSGAN).
+
+    The first part is the main loss (weight 1; its training defaults apply); each part's
+    d_loss and g_loss are added with its weight. real_target reaches every part's d_loss.
+    """
+
+    parts: tuple[tuple[LossSpec, float], ...]
+
+    @property
+    def decision(self) -> float:
+        """The main loss's decision score (D's accuracy is judged as under it)."""
+        return self.parts[0][0].decision
+
+    def d_loss(self, real: Tensor, fake: Tensor, real_target: float = 1.0) -> Tensor:
+        """Sum of weight * d_loss over the parts."""
+        extra = {"real_target": real_target} if real_target < 1 else {}
+        return sum(w * spec.d_loss(real, fake, **extra) for spec, w in self.parts)
+
+    def g_loss(self, fake: Tensor) -> Tensor:
+        """Sum of weight * g_loss over the parts."""
+        return sum(w * spec.g_loss(fake) for spec, w in self.parts)
+
+
+def adversarial_loss(name: str, mix: list[tuple[str, float]]) -> LossSpec | MixedLoss:
+    """loss.name alone, or loss.name plus the weighted loss.mix parts."""
+    main = get_loss(name)
+    if not mix:
+        return main
+    return MixedLoss(((main, 1.0), *((get_loss(n), w) for n, w in mix)))

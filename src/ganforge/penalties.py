@@ -43,6 +43,30 @@ def gradient_penalty(
     return (norm - 1).pow(2).mean()
 
 
+def dragan_penalty(
+    discriminator: Callable[[Tensor], Tensor],
+    real: Tensor,
+    generator: torch.Generator | None = None,
+    spread: float = 0.5,
+) -> Tensor:
+    """DRAGAN penalty E[(||grad D(x_hat)||_2 - 1)^2] around the real data (Kodali et al. 2017).
+
+    As in the authors' code: x_p = x + spread * std(x) * u with u ~ U[0, 1) per entry and
+    std over the whole batch, then x_hat = x + a * (x_p - x) with one a ~ U[0, 1) per sample.
+    Randomness from `generator` (global RNG when None); real is detached, so it trains D only.
+    """
+    device = generator.device if generator is not None else real.device
+    real = real.detach()
+    u = torch.rand(real.shape, generator=generator, device=device, dtype=real.dtype)
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    a = torch.rand(shape, generator=generator, device=device, dtype=real.dtype)
+    perturbed = real + spread * real.std() * u.to(real.device)
+    x_hat = (real + a.to(real.device) * (perturbed - real)).requires_grad_(True)
+    grad = input_gradient(discriminator(x_hat), x_hat)
+    norm = torch.linalg.vector_norm(grad.flatten(1), dim=1)
+    return (norm - 1).pow(2).mean()
+
+
 def r1_penalty(real_scores: Tensor, real: Tensor) -> Tensor:
     """R1 penalty E[||grad_x D(x)||^2] on real data (Mescheder et al. 2018).
 

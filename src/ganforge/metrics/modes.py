@@ -35,7 +35,8 @@ def mode_metrics_2d(
       modes_total:   K;
       hq_percent:    100 * share of samples that are high quality;
       modes_kl:      the "reverse KL" KL(p || uniform), p the histogram of the high-quality
-                     samples over the K modes (NaN when no sample is high quality).
+                     samples over the K modes (NaN when no sample is high quality);
+      mode_histogram: that histogram, high-quality samples per mode (a list of K ints).
     """
     if samples.ndim != 2 or samples.shape[1] != centers.shape[1]:
         raise GanforgeError(
@@ -53,11 +54,12 @@ def mode_metrics_2d(
         "modes_total": int(centers.shape[0]),
         "hq_percent": 100.0 * float(high_quality.to(torch.float64).mean()),
         "modes_kl": kl_to_uniform(counts),
+        "mode_histogram": counts.tolist(),
     }
 
 
 def class_mode_metrics(predictions: torch.Tensor, num_classes: int) -> dict[str, float]:
-    """Modes covered and KL(histogram || uniform) of predicted classes (N,) in [0, K)."""
+    """Modes covered, KL(histogram || uniform) and the histogram of predicted classes (N,)."""
     predictions = predictions.reshape(-1).long()
     if predictions.numel() < 1:
         raise GanforgeError("mode metrics need at least one sample.")
@@ -68,6 +70,7 @@ def class_mode_metrics(predictions: torch.Tensor, num_classes: int) -> dict[str,
         "modes_covered": int((counts > 0).sum()),
         "modes_total": int(num_classes),
         "modes_kl": kl_to_uniform(counts),
+        "mode_histogram": counts.tolist(),
     }
 
 

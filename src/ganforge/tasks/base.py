@@ -32,6 +32,10 @@ Batch = dict[str, torch.Tensor]
 Stats = dict[str, torch.Tensor]
 
 
+# The two time-scale update rule's learning rates (G, D) (Heusel et al. 2017, FID paper, sec. 5).
+TTUR = (1e-4, 4e-4)
+
+
 @dataclass(frozen=True)
 class Hyper:
     """Loss and optimizer settings after the loss's defaults fill what the config left out."""
@@ -52,15 +56,17 @@ def resolve_hyper(config: Config, kind: str) -> Hyper:
     spec = get_loss(config.loss.name)
     opt = config.optim
     d_norm = config.model.d_norm
-    if d_norm == "auto":  # the textbook MLP D has no normalization; DCGAN's follows the loss
-        d_norm = "none" if config.model.arch == "mlp" else spec.d_norm
+    if d_norm == "auto":  # the textbook MLP D and a spectrally normalized D have no norm layers;
+        plain = config.model.arch == "mlp" or config.model.spectral_norm != "none"
+        d_norm = "none" if plain else spec.d_norm  # DCGAN's follows the loss
     out_act = config.model.out_act
     if out_act == "auto":
         out_act = "tanh" if kind == "image" else "none"
+    g_lr, d_lr = TTUR if opt.preset == "ttur" else (spec.lr, spec.lr)
     return Hyper(
         optimizer=opt.name or spec.optimizer,
-        g_lr=opt.g_lr if opt.g_lr is not None else spec.lr,
-        d_lr=opt.d_lr if opt.d_lr is not None else spec.lr,
+        g_lr=opt.g_lr if opt.g_lr is not None else g_lr,
+        d_lr=opt.d_lr if opt.d_lr is not None else d_lr,
         betas=tuple(opt.betas) if opt.betas is not None else tuple(spec.betas),
         n_critic=opt.n_critic if opt.n_critic is not None else spec.n_critic,
         gp_weight=config.loss.gp_weight if config.loss.gp_weight is not None else spec.gp_weight,
@@ -92,6 +98,7 @@ class Task:
     needs: ClassVar[tuple[str, ...]] = ("x",)
     hyper: Hyper  # n_critic tells the loop how many D phases come before each G phase
     collect_grad_norms: bool = False  # set by the loop on log steps
+    step: int = 0  # the loop's current step, set before each one (for annealed schedules)
 
     def __init__(
         self, config: Config, info: DataInfo, device: torch.device, noise: torch.Generator

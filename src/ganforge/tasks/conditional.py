@@ -158,12 +158,13 @@ class ConditionalTask(AdversarialTask):
         features = self.D.features(x, *cond)
         return self.D.score(features, *cond), self.D.class_logits(features)
 
-    def extra_d_loss(self, real: Outputs, fake: Outputs, cond: Cond) -> dict[str, torch.Tensor]:
+    def extra_d_loss(
+        self, real: Outputs, fake: Outputs, cond: Cond, fake_cond: Cond
+    ) -> dict[str, torch.Tensor]:
         """AC-GAN: D learns to classify real and fake examples (Odena et al. 2017, L_C)."""
         if not self.classifies:
             return {}
-        (y,) = cond
-        class_loss = F.cross_entropy(real[1], y) + F.cross_entropy(fake[1], y)
+        class_loss = F.cross_entropy(real[1], cond[0]) + F.cross_entropy(fake[1], fake_cond[0])
         return {"d_class": self.config.loss.class_weight * class_loss}
 
     def extra_g_loss(self, fake: Outputs, cond: Cond) -> dict[str, torch.Tensor]:
@@ -185,5 +186,5 @@ class ConditionalTask(AdversarialTask):
 
     def grid(self, inputs: Batch) -> tuple[torch.Tensor, int | None]:
         """G's samples for the fixed codes and classes, one row per class."""
-        x = generate(self.G, inputs["z"], inputs["y"], device=self.device)
+        x = generate(self.sampling_G, inputs["z"], inputs["y"], device=self.device)
         return x, inputs["z"].shape[0] // self.info.num_classes

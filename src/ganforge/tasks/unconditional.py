@@ -37,4 +37,4 @@ class UnconditionalTask(AdversarialTask):
 
     def grid(self, inputs: Batch) -> tuple[torch.Tensor, int | None]:
         """G's samples for the fixed codes, in a square-ish grid."""
-        return generate(self.G, inputs["z"], device=self.device), None
+        return generate(self.sampling_G, inputs["z"], device=self.device), None

@@ -24,6 +24,7 @@ from ganforge import config as configlib
 from ganforge import tasks
 from ganforge.config import Config, DataConfig
 from ganforge.data import Dataset, build_dataset
+from ganforge.data.augment import augment_images
 from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write_text, remove_stale_temps
@@ -44,7 +45,7 @@ from ganforge.training.schedule import (
     set_lr_factor,
 )
 
-DATA_SEED_OFFSET, NOISE_SEED_OFFSET, FIXED_SEED_OFFSET = 0, 1, 2
+DATA_SEED_OFFSET, NOISE_SEED_OFFSET, FIXED_SEED_OFFSET, AUGMENT_SEED_OFFSET = 0, 1, 2, 3
 LOWER_IS_BETTER = ("fid", "kid", "modes_kl", "ifid")  # every other metric: higher is better
 
 
@@ -112,11 +113,18 @@ class Trainer:
         self.task = task_class(config, self.dataset.info(), self.device, self.noise)
         data_gen = torch.Generator().manual_seed(t.seed + DATA_SEED_OFFSET)
         self.batches = EpochBatches(len(self.dataset), t.batch_size, data_gen)
+        self.augment = torch.Generator().manual_seed(t.seed + AUGMENT_SEED_OFFSET)
+        if config.data.augment and self.dataset.kind != "image":
+            raise GanforgeError(
+                f"data.augment ({', '.join(config.data.augment)}) transforms images; "
+                f"{config.data.source} holds vectors. Set data.augment=[]."
+            )
         fixed = torch.Generator().manual_seed(t.seed + FIXED_SEED_OFFSET)
         self.fixed_inputs = self.task.fixed_inputs(t.num_samples, fixed)
         self.step = 0
         self.last_checkpoint: Path | None = None
         self.best: dict[str, Any] | None = None
+        self.most_modes: float | None = None  # most modes any evaluation of this run covered
         self.notes: list[str] = []  # one-line notices printed when fit() starts
 
     # -- state -----------------------------------------------------------------------------
@@ -131,11 +139,12 @@ class Trainer:
         extra = {f"batches.{k}": v for k, v in batch_tensors.items()}
         extra["rng.noise"] = self.noise.get_state()
         extra["rng.torch"] = torch.get_rng_state()
+        extra["rng.augment"] = self.augment.get_state()
         extra.update({f"task.{k}": v for k, v in self.task.state_tensors().items()})
         if self.device.type == "cuda":
             extra["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         meta = run_meta(self.config, self.dataset)
-        meta.update(batches=batch_values, best=self.best)
+        meta.update(batches=batch_values, best=self.best, most_modes=self.most_modes)
         path = checkpoint.save(
             self.run.checkpoints, self.step, self.task.modules(), self.task.optimizers(),
             extra, meta,
@@ -160,11 +169,14 @@ class Trainer:
         batch_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         self.batches.load_state(batch_tensors, meta["batches"])
         self.noise.set_state(tensors["rng.noise"])
+        if "rng.augment" in tensors:  # checkpoints from before data.augment have none
+            self.augment.set_state(tensors["rng.augment"])
         torch.set_rng_state(tensors["rng.torch"])
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.step = int(meta["step"])
         self.best = meta.get("best")
+        self.most_modes = meta.get("most_modes")
         self.last_checkpoint = json_path
 
     # -- outputs ---------------------------------------------------------------------------
@@ -193,10 +205,14 @@ class Trainer:
             progress=False, device=str(self.device),
         )
         scores = flat_scores(result)
-        logger.log({"step": self.step, **{f"eval/{k}": v for k, v in scores.items()}})
+        row = {"step": self.step, **{f"eval/{k}": v for k, v in scores.items()}}
+        if "mode_histogram" in result:
+            row["eval/mode_histogram"] = result["mode_histogram"]
+        logger.log(row)
         logger.message(
             f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
         )
+        self.watch_coverage(scores, logger)
         primary = configlib.primary_score(e)
         value = scores.get(primary)
         if value is None or not math.isfinite(value):
@@ -206,6 +222,21 @@ class Trainer:
         if best is None or (value < best if lower else value > best):
             self.best = {"metric": primary, "value": value, "step": self.step}
             checkpoint.copy_as(self.save_checkpoint(), "best")
+
+    def watch_coverage(self, scores: dict[str, float], logger: RunLogger) -> None:
+        """Warn when the modes covered fall below the most this run has covered (collapse)."""
+        covered = scores.get("modes_covered")
+        if covered is None:
+            return
+        most = self.most_modes
+        if most is not None and covered < most:
+            total = int(scores.get("modes_total", 0))
+            logger.message(
+                f"warning: step {self.step} covers {int(covered)} of {total} modes, down from "
+                f"{int(most)} at best: G may be collapsing (see eval/mode_histogram in "
+                "metrics.jsonl; remedies: README, 'Fighting mode collapse')."
+            )
+        self.most_modes = covered if most is None else max(most, covered)
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self, progress: bool) -> TrainResult:
@@ -267,6 +298,7 @@ class Trainer:
         t, h, task = self.config.train, self.task.hyper, self.task
         g_turn = self.step > t.d_warmup_steps
         task.collect_grad_norms = log_now
+        task.step = self.step
         o = self.config.optim
         if o.lr_decay != "none":
             factor = lr_factor(o.lr_decay, self.step, t.steps, o.decay_start)
@@ -284,6 +316,8 @@ class Trainer:
         index = self.batches.next().to(self.device)
         batch = {name: values[index] for name, values in self.fields.items()}
         batch["x"] = self.dataset.to_model(batch["x"])
+        if self.config.data.augment:
+            batch["x"] = augment_images(batch["x"], self.config.data.augment, self.augment)
         return batch
 
 

@@ -1,0 +1,132 @@
+"""Mode collapse on the 2D mixtures: the vanilla GAN against each remedy, PacGAN Table 1 protocol.
+
+For each mixture (ring8: 8 Gaussians on the unit circle, sigma 0.01; grid25: 25 Gaussians at
+{-4,-2,0,2,4}^2, sigma 0.05) and each variant, trains the vanilla config
+(configs/{ring8,grid25}_vanilla.yaml) with the variant's overrides for every seed, draws 2,500
+samples from the final G and reports, as mean +- std over seeds (DESIGN.md, Protocols):
+modes covered (a mode is covered by a sample within 3 sigma), % high-quality samples (within
+3 sigma of the nearest mode) and the reverse KL of the high-quality mode histogram to uniform.
+The PacGAN paper's rows (Lin et al. 2018, Table 1) are printed beside them. Runs go in
+parallel, one thread each (--jobs); every result is also written as JSON.
+
+    python benchmarks/mode_collapse.py --mixtures ring8,grid25 --seeds 10 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+# remedy name -> overrides on the vanilla config (each one key, as a user would switch it on)
+VARIANTS: dict[str, list[str]] = {
+    "vanilla": [],
+    "pacgan2": ["model.pack=2"],
+    "pacgan4": ["model.pack=4"],
+    "mbstd": ["model.mbstd_group=4"],
+    "minibatch-disc": ["model.minibatch_disc=32"],
+    "feature-matching": ["loss.feature_matching=1"],
+    "instance-noise": ["stabilize.instance_noise=0.1"],
+    "replay": ["stabilize.replay=0.5"],
+    "r1": ["loss.r1_gamma=0.1"],
+    "spectral-norm": ["model.spectral_norm=d"],
+}
+# Lin et al. 2018 (PacGAN), Table 1: modes, % high quality, reverse KL
+PAPER = {
+    "ring8": {"GAN": (6.3, 98.2, 0.45), "PacGAN4": (7.8, 95.9, 0.07)},
+    "grid25": {"GAN": (17.3, 94.8, 0.70), "PacGAN4": (24.8, 93.6, 0.04)},
+}
+
+
+def run_one(job: tuple[str, str, int, list[str], str, int | None]) -> dict:
+    """Train one (mixture, variant, seed) and score its final G; runs in a worker process."""
+    mixture, variant, seed, overrides, root, steps = job
+    import torch
+
+    torch.set_num_threads(1)
+    from ganforge import config as configlib
+    from ganforge.training.evaluation import evaluate_sampler
+    from ganforge.training.generator import load_run
+    from ganforge.training.loop import train
+
+    sets = [f"train.seed={seed}", "log.progress=false", *overrides]
+    if steps:
+        sets.append(f"train.steps={steps}")
+    config = configlib.load(f"configs/{mixture}_vanilla.yaml", sets)
+    out = Path(root) / mixture / variant / f"seed{seed}"
+    start = time.perf_counter()
+    train(config, out, overwrite=True, progress=False)
+    seconds = time.perf_counter() - start
+    loaded = load_run(out)
+    result = evaluate_sampler(
+        loaded.sampler, loaded.config.data, against=mixture, metrics=["modes"], n=2500,
+        seed=seed, progress=False,
+    )
+    return {"mixture": mixture, "variant": variant, "seed": seed, "seconds": seconds,
+            "modes": result["modes_covered"], "total": result["modes_total"],
+            "hq": result["hq_percent"], "kl": result["modes_kl"]}
+
+
+def summary(rows: list[dict]) -> tuple[str, str, str, str]:
+    """'mean +- std' of modes, hq, kl over seeds, and 'k/n' seeds with every mode and hq."""
+
+    def fmt(key: str, digits: int) -> str:
+        values = [r[key] for r in rows if not math.isnan(r[key])]
+        if not values:
+            return "nan"
+        std = statistics.pstdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
+
+    full = sum(r["modes"] == r["total"] for r in rows)
+    return fmt("modes", 1), fmt("hq", 1), fmt("kl", 2), f"{full}/{len(rows)}"
+
+
+def table(results: list[dict], mixture: str) -> str:
+    """One markdown table: our variants, then the paper's rows."""
+    lines = [f"### {mixture} ({len({r['seed'] for r in results})} seeds, 2,500 samples each)",
+             "| variant | modes | % high quality | reverse KL | seeds with all modes | s/run |",
+             "|---|---|---|---|---|---|"]
+    for variant in VARIANTS:
+        rows = [r for r in results if r["mixture"] == mixture and r["variant"] == variant]
+        if rows:
+            seconds = statistics.fmean(r["seconds"] for r in rows)
+            lines.append(f"| {variant} | " + " | ".join(summary(rows)) + f" | {seconds:.0f} |")
+    for name, (modes, hq, kl) in PAPER[mixture].items():
+        lines.append(f"| paper: {name} | {modes} | {hq} | {kl} | | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mixtures", default="ring8,grid25")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=None, help="override train.steps")
+    parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2)))
+    parser.add_argument("--root", default="runs/bench-mode-collapse")
+    parser.add_argument("--json", default="mode_collapse.json")
+    args = parser.parse_args()
+    mixtures, variants = args.mixtures.split(","), args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choices: {', '.join(VARIANTS)}")
+    jobs = [(m, v, s, VARIANTS[v], args.root, args.steps)
+            for m in mixtures for v in variants for s in range(args.seeds)]
+    results = []
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for row in pool.map(run_one, jobs):
+            results.append(row)
+            print(json.dumps(row), flush=True)
+            Path(args.json).write_text(json.dumps(results, indent=1))
+    for mixture in mixtures:
+        print()
+        print(table(results, mixture))
+
+
+if __name__ == "__main__":
+    main()
