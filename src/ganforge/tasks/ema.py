@@ -1,0 +1,77 @@
+"""An exponential moving average (EMA) of the generator's weights, to sample from.
+
+G's weights oscillate from step to step as G and D chase each other; their running average
+gives better and steadier samples than the latest weights at no training cost (Karras et al.
+2018, "Progressive Growing of GANs", which samples from such an average; Yazıcı et al. 2019,
+"The Unusual Effectiveness of Averaging in GAN Training", which measures it).
+
+Each update moves the average towards the live weights, p_ema = d * p_ema + (1 - d) * p, with
+a decay d that ramps up as min(decay, (1 + step) / (10 + step)), the `num_updates` rule of
+TensorFlow's ExponentialMovingAverage: early on the average forgets the random initialization
+quickly instead of dragging it along for ~1 / (1 - decay) steps.
+
+Buffers are not averaged but copied: BatchNorm's running statistics, and the power-iteration
+vectors u, v of spectral norm (torch.nn.utils.parametrizations.spectral_norm), whose weight is
+a parameter like any other (`parametrizations.weight.original`) and is averaged. The averaged
+net normalizes its weight with the live net's u, v: an estimate of the top singular vectors of
+a nearby matrix, as other EMA implementations of spectral-normalized G's do too.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+def ema_decay(decay: float, step: int) -> float:
+    """The decay used at `step` (0-based): min(decay, (1 + step) / (10 + step))."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+class EMA:
+    """A frozen copy of a model whose parameters follow the model's as a moving average."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        """Start the average at the model's current weights (a deep copy, in eval mode)."""
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        for p in self.model.parameters():
+            p.grad = None
+
+    @torch.no_grad()
+    def update(self, source: nn.Module, step: int) -> None:
+        """Average source's parameters into the copy with ema_decay(decay, step); copy buffers."""
+        d = ema_decay(self.decay, step)
+        params = _matched(self.model.named_parameters(), source.named_parameters(), "parameter")
+        for mine, theirs in params:
+            mine.mul_(d).add_(theirs.detach(), alpha=1.0 - d)
+        for mine, theirs in _matched(self.model.named_buffers(), source.named_buffers(), "buffer"):
+            mine.copy_(theirs)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The averaged model's state (parameters and buffers), for checkpoints."""
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what state_dict returned (strictly: same names and shapes)."""
+        self.model.load_state_dict(state)
+
+
+def _matched(
+    mine: Iterable[tuple[str, torch.Tensor]], theirs: Iterable[tuple[str, torch.Tensor]], what: str
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Pairs (my tensor, their tensor) by name; both sides must have the same names."""
+    by_name = dict(theirs)
+    pairs = []
+    for name, tensor in mine:
+        if name not in by_name:
+            raise ValueError(f"EMA: the source model has no {what} '{name}'; is it the same net?")
+        pairs.append((tensor, by_name.pop(name)))
+    if by_name:
+        raise ValueError(f"EMA: the average lacks the source's {what}s {sorted(by_name)}")
+    return pairs
