@@ -167,7 +167,9 @@ class StabilizeConfig:
     d_skip_above: float | None = None
     g_skip_below: float | None = None
 
-    CHOICES: ClassVar[dict[str, tuple]] = {"diffaugment": ("color", "translation", "cutout")}
+    CHOICES: ClassVar[dict[str, Any]] = {
+        "diffaugment": _registered("ganforge.tasks.diffaugment", "POLICIES"),
+    }
 
 
 @dataclass
