@@ -208,8 +208,8 @@ def test_dcgan_rejects_non_square_images(shape):
 
 
 def test_unknown_arch_lists_choices():
-    with pytest.raises(GanforgeError, match="model.arch.*resnet.*mlp, dcgan"):
-        build(model("resnet"), (3, 32, 32))
+    with pytest.raises(GanforgeError, match="model.arch.*biggan.*mlp, dcgan, resnet"):
+        build(model("biggan"), (3, 32, 32))
 
 
 @pytest.mark.parametrize("key, kwargs", [

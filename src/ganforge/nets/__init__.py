@@ -4,9 +4,11 @@ Every generator has `z_dim` and maps (N, z_dim) noise to (N, *data_shape). Every
 discriminator maps (N, *data_shape) to (N,) raw scores and has `features(x) -> (N, F)`, the
 penultimate representation its linear score `head` reads (for feature matching and the
 semi-supervised GAN), and `feature_dim` = F. A net may set `init_std` (DCGAN init's std) so
-that layers added around it (class-conditioning) are initialized alike. Adding an architecture
-is one module and one line in `ARCHS`; class-conditioning (nets/conditional.py) then works
-for it unchanged.
+that layers added around it (class-conditioning, stabilizers) are initialized alike. Adding an
+architecture is one module and one line in `ARCHS` ("mlp", "dcgan", "resnet" for SNGAN's
+ResNets); class-conditioning (nets/conditional.py) and the D stabilizers (nets/stabilize.py:
+spectral norm, PacGAN packing, minibatch std and discrimination) then work for it unchanged.
+With model.pack = m > 1, D reads m samples per input and returns N/m scores.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from torch import nn
 
 from ganforge.config import ModelConfig
 from ganforge.errors import GanforgeError
-from ganforge.nets import dcgan, mlp
+from ganforge.nets import dcgan, mlp, resnet
 from ganforge.nets.conditional import (
     CONDITIONS,
     LABEL_INPUT_G,
@@ -31,17 +33,34 @@ from ganforge.nets.conditional import (
 )
 from ganforge.nets.init import dcgan_init_
 from ganforge.nets.layers import D_NORMS, OUT_ACTS, check_choice
+from ganforge.nets.stabilize import (
+    MinibatchDiscrimination,
+    MinibatchStd,
+    StabilizedDiscriminator,
+    pack_inputs,
+    packed_shape,
+    spectral_norm_,
+)
 
 __all__ = [
-    "ARCHS", "CONDITIONS", "Arch", "ConditionalBatchNorm", "ConditionalDiscriminator",
-    "ConditionalGenerator", "build_nets", "dcgan_init_",
+    "ARCHS", "CONDITIONS", "SPECTRAL_NORMS", "Arch", "ConditionalBatchNorm",
+    "ConditionalDiscriminator", "ConditionalGenerator", "MinibatchDiscrimination",
+    "MinibatchStd", "StabilizedDiscriminator", "build_nets", "dcgan_init_", "pack_inputs",
+    "packed_shape", "spectral_norm_",
 ]
 
 Shape = tuple[int, ...]
+SPECTRAL_NORMS = ("none", "d", "both")
+PER_SAMPLE_LABEL_D = ("projection", "acgan")  # D conditions whose output is one per sample
 
 
 class Arch(NamedTuple):
-    """How one architecture builds its G (cfg, data shape, out_act) and D (cfg, shape, d_norm)."""
+    """How one architecture builds its G (cfg, data shape, out_act) and D (cfg, shape, d_norm).
+
+    D is built for the shape it is given (build_nets passes the packed shape under PacGAN) and
+    must have `features`, `head` and `feature_dim`, so that the conditional and stabilizer
+    wrappers can go around it.
+    """
 
     generator: Callable[[ModelConfig, Shape, str], nn.Module]
     discriminator: Callable[[ModelConfig, Shape, str], nn.Module]
@@ -70,10 +89,57 @@ def _dcgan_d(cfg: ModelConfig, shape: Shape, d_norm: str) -> nn.Module:
     return dcgan.DCGANDiscriminator(channels, resolution, cfg.d_width, d_norm)
 
 
+def _resnet_g(cfg: ModelConfig, shape: Shape, out_act: str) -> nn.Module:
+    """The SNGAN ResNet generator for cfg."""
+    channels, resolution = dcgan.image_shape(shape, "ResNet")
+    return resnet.ResNetGenerator(cfg.z_dim, channels, resolution, cfg.g_width, out_act)
+
+
+def _resnet_d(cfg: ModelConfig, shape: Shape, d_norm: str) -> nn.Module:
+    """The SNGAN ResNet discriminator for cfg (no norm layers: d_norm is not used)."""
+    channels, resolution = dcgan.image_shape(shape, "ResNet")
+    return resnet.ResNetDiscriminator(channels, resolution, cfg.d_width)
+
+
 ARCHS: dict[str, Arch] = {
     "mlp": Arch(_mlp_g, _mlp_d, ("g_hidden", "d_hidden", "g_norm")),
     "dcgan": Arch(_dcgan_g, _dcgan_d, ("g_width", "d_width")),
+    "resnet": Arch(_resnet_g, _resnet_d, ("g_width", "d_width")),
 }
+
+
+def check_stabilizers(cfg: ModelConfig, condition: str) -> None:
+    """Raise a GanforgeError for stabilizer settings build_nets cannot honour."""
+    check_choice("model.spectral_norm", cfg.spectral_norm, SPECTRAL_NORMS)
+    for key in ("pack", "mbstd_group", "minibatch_disc"):
+        low = 1 if key == "pack" else 0
+        if getattr(cfg, key) < low:
+            raise GanforgeError(
+                f"Config key 'model.{key}' is {getattr(cfg, key)}; it must be >= {low} "
+                f"({low} turns it off)."
+            )
+    if cfg.pack > 1 and condition in PER_SAMPLE_LABEL_D:
+        raise GanforgeError(
+            f"model.condition={condition} cannot be combined with model.pack={cfg.pack}: its D "
+            f"reads one label per sample, but a packed D gives one score per pack of "
+            f"{cfg.pack}. Use model.condition=concat (labels are packed with their samples) "
+            "or model.pack=1."
+        )
+
+
+def _stabilized(cfg: ModelConfig, base_d: nn.Module) -> nn.Module:
+    """base_d wrapped in a StabilizedDiscriminator when packing or a minibatch feature is on."""
+    if cfg.pack > 1 or cfg.mbstd_group > 0 or cfg.minibatch_disc > 0:
+        return StabilizedDiscriminator(base_d, cfg.pack, cfg.mbstd_group, cfg.minibatch_disc)
+    return base_d
+
+
+def _spectral(cfg: ModelConfig, generator: nn.Module, discriminator: nn.Module) -> None:
+    """Apply spectral norm to the whole D ("d", "both") and to G ("both"), D first."""
+    if cfg.spectral_norm in ("d", "both"):
+        spectral_norm_(discriminator)
+    if cfg.spectral_norm == "both":
+        spectral_norm_(generator)
 
 
 def build_nets(
@@ -88,6 +154,13 @@ def build_nets(
     same draws from the global RNG: G first, then D). A condition in CONDITIONS with
     num_classes = K >= 2 gives a ConditionalGenerator G(z, y) and ConditionalDiscriminator
     D(x, y) around base nets of the same architecture (see nets/conditional.py).
+
+    The stabilizers are read from cfg (nets/stabilize.py): with model.pack = m > 1 the base D
+    is built for m-packed inputs (for "concat", labels are attached before packing); packing
+    or model.mbstd_group / model.minibatch_disc > 0 wrap the base D in a
+    StabilizedDiscriminator (inside the conditional wrapper); model.spectral_norm is applied
+    last, to the whole D ("d", "both") and to G ("both"). With all of them off nothing
+    changes: same modules, same draws. "projection" and "acgan" refuse model.pack > 1.
     """
     if cfg.arch not in ARCHS:
         raise GanforgeError(
@@ -96,20 +169,26 @@ def build_nets(
     check_choice("model.d_norm", d_norm, D_NORMS)
     check_choice("model.out_act", out_act, OUT_ACTS)
     check_choice("model.condition", condition, ("none", *CONDITIONS))
+    check_stabilizers(cfg, condition)
     arch, shape = ARCHS[cfg.arch], tuple(int(s) for s in data_shape)
     if condition == "none":
         generator = arch.generator(cfg, shape, out_act)
-        return generator, arch.discriminator(cfg, shape, d_norm)
+        discriminator = arch.discriminator(cfg, packed_shape(shape, cfg.pack), d_norm)
+        discriminator = _stabilized(cfg, discriminator)
+        _spectral(cfg, generator, discriminator)
+        return generator, discriminator
     check_num_classes(num_classes, condition)
     label_input = condition in LABEL_INPUT_G
     g_cfg = dataclasses.replace(cfg, z_dim=cfg.z_dim + num_classes) if label_input else cfg
     d_shape = label_input_shape(shape, num_classes) if condition == "concat" else shape
     base_g = arch.generator(g_cfg, shape, out_act)
-    base_d = arch.discriminator(cfg, d_shape, d_norm)
+    base_d = arch.discriminator(cfg, packed_shape(d_shape, cfg.pack), d_norm)
+    base_d = _stabilized(cfg, base_d)
     generator = ConditionalGenerator(
         base_g, num_classes, condition, getattr(base_g, "init_std", None)
     )
     discriminator = ConditionalDiscriminator(
         base_d, num_classes, condition, getattr(base_d, "init_std", None)
     )
+    _spectral(cfg, generator, discriminator)
     return generator, discriminator

@@ -24,14 +24,17 @@ RESOLUTIONS = (16, 28, 32, 64, 128, 256)
 INIT_STD = 0.02  # weights ~ N(0, 0.02), norm scales ~ N(1, 0.02) (Radford et al. 2016)
 
 
-def plan(resolution: int) -> tuple[int, int]:
-    """(base size, number of x2 upsamplings) that produce an image of `resolution`."""
+def plan(resolution: int, name: str = "DCGAN") -> tuple[int, int]:
+    """(base size, number of x2 upsamplings) that produce an image of `resolution`.
+
+    `name` is the architecture named in the error (ResNet shares this plan).
+    """
     if resolution == 28:
         return 7, 2
     if resolution in RESOLUTIONS:
         return 4, resolution.bit_length() - 3
     raise GanforgeError(
-        f"DCGAN cannot make {resolution}x{resolution} images; valid sizes: "
+        f"{name} cannot make {resolution}x{resolution} images; valid sizes: "
         f"{', '.join(map(str, RESOLUTIONS))}. Set data.resolution to one of them "
         "(images are resized on load)."
     )
@@ -42,15 +45,15 @@ def level_channels(width: int, levels: int) -> list[int]:
     return [min(width * 2 ** (levels - 1 - i), 8 * width) for i in range(levels)]
 
 
-def image_shape(data_shape: tuple[int, ...]) -> tuple[int, int]:
-    """(channels, resolution) of a square image data shape, or a GanforgeError."""
+def image_shape(data_shape: tuple[int, ...], name: str = "DCGAN") -> tuple[int, int]:
+    """(channels, resolution) of a square image data shape, or a GanforgeError naming `name`."""
     if len(data_shape) != 3 or data_shape[1] != data_shape[2]:
         raise GanforgeError(
-            f"DCGAN needs square images of shape (C, R, R); got data shape {tuple(data_shape)}. "
+            f"{name} needs square images of shape (C, R, R); got data shape {tuple(data_shape)}. "
             f"Valid sizes R: {', '.join(map(str, RESOLUTIONS))}; set data.resolution, or use "
             "model.arch=mlp for vector data."
         )
-    plan(data_shape[1])
+    plan(data_shape[1], name)
     return data_shape[0], data_shape[1]
 
 
