@@ -20,13 +20,14 @@ EVERY_MLP_STABILIZER = [
     "model.pack=2", "model.mbstd_group=4", "model.minibatch_disc=8", "model.spectral_norm=both",
     "loss.r1_gamma=1", "loss.r1_every=2", "loss.dragan_weight=1", "loss.feature_matching=0.5",
     "loss.mix=[lsgan:0.5]", "loss.label_smoothing=0.1", "optim.preset=ttur",
-    "stabilize.instance_noise=0.1", "stabilize.replay=0.5", "stabilize.replay_size=96",
+    "stabilize.instance_noise=0.1", "stabilize.instance_noise_steps=8", "stabilize.replay=0.5", "stabilize.replay_size=96",
     "stabilize.ema=0.99", "stabilize.d_skip_above=0.97", "stabilize.g_skip_below=0.03",
 ]
 EVERY_IMAGE_STABILIZER = [
     "model.mbstd_group=4", "model.spectral_norm=d", "loss.r1_gamma=1", "loss.r1_every=3",
     "stabilize.diffaugment=[color,translation,cutout]", "data.augment=[flip,crop,rotate,color]",
-    "stabilize.instance_noise=0.05", "stabilize.replay=0.25", "stabilize.replay_size=40",
+    "stabilize.instance_noise=0.05", "stabilize.instance_noise_steps=8",
+    "stabilize.replay=0.25", "stabilize.replay_size=40",
     "stabilize.ema=0.9", "loss.feature_matching=1", "loss.label_smoothing=0.1",
 ]
 

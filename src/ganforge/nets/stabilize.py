@@ -123,7 +123,9 @@ class MinibatchDiscrimination(nn.Module):
     def statistic(self, f: Tensor) -> Tensor:
         """(N, F) features -> (N, B): o_b for each sample and kernel."""
         m = (f @ self.T).view(f.shape[0], self.kernels, self.kernel_dim).transpose(0, 1)
-        c = torch.exp(-torch.cdist(m, m, p=1))  # (B, N, N)
+        # L1 distances by broadcasting, not torch.cdist: cdist has no double backward, which
+        # the input-gradient penalties (GP, R1, DRAGAN) need
+        c = torch.exp(-(m.unsqueeze(2) - m.unsqueeze(1)).abs().sum(3))  # (B, N, N)
         others = 1.0 - torch.eye(f.shape[0], dtype=c.dtype, device=c.device)
         return (c * others).sum(2).transpose(0, 1)
 
