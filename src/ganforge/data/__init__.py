@@ -1,6 +1,7 @@
 """Where training examples come from: `build_dataset(cfg.data)` and `list_sources()`.
 
-Sources (data.source): fashion-mnist, mnist (IDX files, found locally or downloaded), ring8 and
+Sources (data.source): fashion-mnist, mnist (IDX files, found locally or downloaded),
+stacked-mnist (three mnist digits as RGB, 1,000 modes; data/stacked.py), ring8 and
 grid25 (PacGAN 2D mixtures), folder:PATH (image folders), npz:PATH / npy:PATH (arrays).
 Images come back as uint8 (N, C, H, W), vectors as float32 (N, D); see data/dataset.py.
 """
