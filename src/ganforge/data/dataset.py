@@ -13,7 +13,7 @@ from ganforge.images import from_uint8
 FIELD_HELP = {
     "x": "the examples",
     "y": (
-        "class labels: fashion-mnist, mnist, ring8, grid25, folder:PATH with one subfolder "
+        "class labels: fashion-mnist, mnist, stacked-mnist (the mode), ring8, grid25, folder:PATH with one subfolder "
         "per class (at least two), or npz:PATH with a y array"
     ),
 }

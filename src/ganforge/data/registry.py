@@ -1,6 +1,6 @@
 """data.source -> Dataset: the table of sources, the shared finishing steps, `ganforge datasets`.
 
-Built-in names (fashion-mnist, mnist, ring8, grid25) and path forms (folder:PATH, npz:PATH,
+Built-in names (fashion-mnist, mnist, stacked-mnist, ring8, grid25) and path forms (folder:PATH, npz:PATH,
 npy:PATH). Every source's examples then pass the same steps, in this order: data.limit keeps
 the first N (in the source's fixed order), data.channels tiles gray to RGB or turns RGB into
 luminance, data.resolution resizes (shorter side) and center-crops square. Channels and
@@ -21,6 +21,7 @@ from ganforge.data.folder import load_folder
 from ganforge.data.idx import IDX_SOURCES, load_idx, where
 from ganforge.data.mixtures import MIXTURES, load_mixture
 from ganforge.data.paths import source_path
+from ganforge.data.stacked import STACKED_SOURCES, load_stacked, stacked_where
 from ganforge.data.transforms import match_channels, resize_square
 from ganforge.errors import GanforgeError
 
@@ -66,8 +67,9 @@ PATH_FORMS: dict[str, tuple[str, Callable[[str, DataConfig], Dataset]]] = {
 
 
 def builtin_names() -> list[str]:
-    """Names of the built-in sources, files first, then the generated mixtures."""
-    return list(IDX_SOURCES) + list(MIXTURES)
+    """Names of the built-in sources, files first (and those built from them), then the
+    generated mixtures."""
+    return list(IDX_SOURCES) + list(STACKED_SOURCES) + list(MIXTURES)
 
 
 def unknown_source(source: str) -> GanforgeError:
@@ -93,6 +95,8 @@ def load_source(cfg: DataConfig) -> Dataset:
     source = cfg.source.strip()
     if source in IDX_SOURCES:
         return load_idx(IDX_SOURCES[source], cfg)
+    if source in STACKED_SOURCES:
+        return load_stacked(STACKED_SOURCES[source], cfg)
     if source in MIXTURES:
         return load_mixture(MIXTURES[source], cfg.split)
     form, sep, rest = source.partition(":")
@@ -129,6 +133,10 @@ def list_sources(cfg: DataConfig | None = None) -> list[SourceInfo]:
         found, text = where(spec, cfg)
         labels = f"labels: {len(spec.class_names)} classes"
         infos.append(SourceInfo(spec.name, spec.description, found, text, labels))
+    for stacked in STACKED_SOURCES.values():
+        found, text = stacked_where(stacked, cfg)
+        labels = f"labels: the mode ({stacked.num_classes} classes)"
+        infos.append(SourceInfo(stacked.name, stacked.description, found, text, labels))
     for mixture in MIXTURES.values():
         labels = f"labels: the mode index ({len(mixture.centers)} classes)"
         infos.append(
