@@ -35,6 +35,7 @@ VARIANTS: dict[str, list[str]] = {
     "replay": ["stabilize.replay=0.5"],
     "r1": ["loss.r1_gamma=0.1"],
     "spectral-norm": ["model.spectral_norm=d"],
+    "shipped": [],  # configs/{ring8,grid25}.yaml as shipped: the best remedy found
 }
 # Lin et al. 2018 (PacGAN), Table 1: modes, % high quality, reverse KL
 PAPER = {
@@ -46,6 +47,7 @@ PAPER = {
 def run_one(job: tuple[str, str, int, list[str], str, int | None]) -> dict:
     """Train one (mixture, variant, seed) and score its final G; runs in a worker process."""
     mixture, variant, seed, overrides, root, steps = job
+    name = mixture if variant == "shipped" else f"{mixture}_vanilla"
     import torch
 
     torch.set_num_threads(1)
@@ -57,7 +59,7 @@ def run_one(job: tuple[str, str, int, list[str], str, int | None]) -> dict:
     sets = [f"train.seed={seed}", "log.progress=false", *overrides]
     if steps:
         sets.append(f"train.steps={steps}")
-    config = configlib.load(f"configs/{mixture}_vanilla.yaml", sets)
+    config = configlib.load(f"configs/{name}.yaml", sets)
     out = Path(root) / mixture / variant / f"seed{seed}"
     start = time.perf_counter()
     train(config, out, overwrite=True, progress=False)
@@ -108,6 +110,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--steps", type=int, default=None, help="override train.steps")
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2)))
+    parser.add_argument("--set", action="append", default=[], help="extra override, all runs")
     parser.add_argument("--root", default="runs/bench-mode-collapse")
     parser.add_argument("--json", default="mode_collapse.json")
     args = parser.parse_args()
@@ -115,7 +118,7 @@ def main() -> None:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choices: {', '.join(VARIANTS)}")
-    jobs = [(m, v, s, VARIANTS[v], args.root, args.steps)
+    jobs = [(m, v, s, VARIANTS[v] + args.set, args.root, args.steps)
             for m in mixtures for v in variants for s in range(args.seeds)]
     results = []
     with ProcessPoolExecutor(args.jobs) as pool:

@@ -47,7 +47,8 @@ def test_far_away_points_are_not_high_quality():
 def test_half_at_modes_half_at_center_of_ring():
     samples = torch.cat([ring8().repeat(5, 1), torch.zeros(40, 2, dtype=torch.float64)])
     result = mode_metrics_2d(samples, ring8(), RING_SIGMA)
-    assert result == {"modes_covered": 8, "modes_total": 8, "hq_percent": 50.0, "modes_kl": 0.0}
+    assert result == {"modes_covered": 8, "modes_total": 8, "hq_percent": 50.0, "modes_kl": 0.0,
+                      "mode_histogram": [5] * 8}
 
 
 def test_three_sigma_boundary():
@@ -78,7 +79,8 @@ def test_kl_to_uniform():
 
 def test_class_modes():
     result = class_mode_metrics(torch.tensor([0, 0, 1, 1]), num_classes=4)
-    assert result == {"modes_covered": 2, "modes_total": 4, "modes_kl": pytest.approx(math.log(2))}
+    assert result == {"modes_covered": 2, "modes_total": 4, "modes_kl": pytest.approx(math.log(2)),
+                      "mode_histogram": [2, 2, 0, 0]}
     with pytest.raises(ValueError):
         class_mode_metrics(torch.tensor([4]), num_classes=4)
 

@@ -3,6 +3,7 @@ and the combinations that must be refused."""
 
 import pytest
 import torch
+from tests.test_training import TINY_DCGAN, TINY_MLP, assert_resume_is_exact, newest_tensors
 
 from ganforge import config as configlib
 from ganforge.data import build_dataset
@@ -14,7 +15,6 @@ from ganforge.training import checkpoint
 from ganforge.training.generator import load_run
 from ganforge.training.logger import read_metrics
 from ganforge.training.loop import resume, train
-from tests.test_training import TINY_DCGAN, TINY_MLP, assert_same_state, newest_tensors
 
 EVERY_MLP_STABILIZER = [
     "model.pack=2", "model.mbstd_group=4", "model.minibatch_disc=8", "model.spectral_norm=both",
@@ -42,14 +42,7 @@ EVERY_IMAGE_STABILIZER = [
     ids=["mlp-all", "dcgan-all", "acgan-all"],
 )
 def test_resume_is_bitwise_exact_with_every_stabilizer_on(tmp_path, base, extra):
-    n = 5
-    straight = configlib.load(None, base + extra + [f"train.steps={2 * n}"])
-    train(straight, tmp_path / "straight", progress=False)
-    first = configlib.load(None, base + extra + [f"train.steps={n}"])
-    train(first, tmp_path / "split", progress=False)
-    resume(tmp_path / "split", [f"train.steps={2 * n}"], progress=False)
-    tensors = newest_tensors(tmp_path / "split")
-    assert_same_state(newest_tensors(tmp_path / "straight"), tensors)
+    tensors = assert_resume_is_exact(tmp_path, base + extra)
     # the replay buffer and the EMA generator are part of the checkpoint
     assert "task.replay.filled" in tensors and int(tensors["task.replay.filled"]) > 0
     assert any(k.startswith("G_ema.") for k in tensors)
@@ -72,11 +65,11 @@ def test_lazy_r1_and_dragan_on_a_linear_d_match_hand_computation():
     seen = [task.d_step(batch, keep_fake_for_g=False) for _ in range(4)]
     assert [("r1" in s) for s in seen] == [True, False, False, True]  # D updates 0 and 3
     task2, _ = tiny_task("model.d_hidden=[]", "loss.r1_gamma=4", "loss.r1_every=3")
-    w0 = task2.D.head.weight.detach().flatten()
+    w0 = task2.D.head.weight.detach().flatten().clone()
     first = task2.d_step(batch, keep_fake_for_g=False)
     assert first["r1"].item() == pytest.approx(4 / 2 * 3 * w0.pow(2).sum().item(), rel=1e-5)
     task3, _ = tiny_task("model.d_hidden=[]", "loss.dragan_weight=2")
-    w0 = task3.D.head.weight.detach().flatten()
+    w0 = task3.D.head.weight.detach().flatten().clone()
     stats = task3.d_step(batch, keep_fake_for_g=False)
     assert stats["dragan"].item() == pytest.approx(2 * (w0.norm().item() - 1) ** 2, rel=1e-5)
 
@@ -175,8 +168,15 @@ def test_checkpoints_from_before_the_stabilizers_still_resume(tmp_path):
     config = configlib.load(None, [*TINY_MLP, "train.steps=4"])
     train(config, tmp_path / "run", progress=False)
     path = checkpoint.resolve(tmp_path / "run")
-    tensors, meta = checkpoint.load(path)
+    tensors, _ = checkpoint.load(path)
     assert "task.counters" in tensors
     task, _ = tiny_task()
     task.load_state_tensors({})  # an old checkpoint: no task state at all
     assert task.counters["d_updates"] == 0
+
+
+@pytest.mark.parametrize("change", ["model.pack=2", "model.spectral_norm=d", "stabilize.ema=0.9"])
+def test_resume_that_changes_d_s_shape_or_ema_is_refused(tmp_path, change):
+    train(configlib.load(None, [*TINY_MLP, "train.steps=2"]), tmp_path / "run", progress=False)
+    with pytest.raises(GanforgeError, match="Cannot resume"):
+        resume(tmp_path / "run", ["train.steps=4", change], progress=False)

@@ -60,19 +60,25 @@ def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) ->
     ids=["mlp-ns", "dcgan-wgan-gp", "dcgan-wgan-warmup"],
 )
 def test_resume_is_bitwise_exact(tmp_path, base, extra):
-    n = 5
-    straight = configlib.load(None, base + extra + [f"train.steps={2 * n}"])
+    assert_resume_is_exact(tmp_path, base + extra)
+
+
+def assert_resume_is_exact(tmp_path: Path, sets: list[str], n: int = 5) -> dict:
+    """Train 2n steps straight and n + n with a resume: same tensors; returns the resumed ones."""
+    straight = configlib.load(None, sets + [f"train.steps={2 * n}"])
     train(straight, tmp_path / "straight", progress=False)
-    first = configlib.load(None, base + extra + [f"train.steps={n}"])
+    first = configlib.load(None, sets + [f"train.steps={n}"])
     train(first, tmp_path / "split", progress=False)
     result = resume(tmp_path / "split", [f"train.steps={2 * n}"], progress=False)
     assert result.step == 2 * n
-    assert_same_state(newest_tensors(tmp_path / "straight"), newest_tensors(tmp_path / "split"))
+    resumed = newest_tensors(tmp_path / "split")
+    assert_same_state(newest_tensors(tmp_path / "straight"), resumed)
     # the log has each step once, in order, across the resume
     from ganforge.training.logger import read_metrics
 
     steps = [r["step"] for r in read_metrics(tmp_path / "split" / "metrics.jsonl")]
     assert steps == sorted(set(steps)) and steps[-1] == 2 * n
+    return resumed
 
 
 def test_run_dir_layout_and_keep_last(tmp_path):

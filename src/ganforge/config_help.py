@@ -69,7 +69,7 @@ HELP: dict[str, str] = {
     "stabilize.instance_noise": "std of Gaussian noise added to D's inputs (0: off)",
     "stabilize.instance_noise_steps": "anneal instance noise to 0 by this step (null: end)",
     "stabilize.diffaugment": "DiffAugment of real and fake: color, translation, cutout",
-    "stabilize.ema": "decay of an exponential moving average of G used to sample (0: off)",
+    "stabilize.ema": "decay of a moving average of G that samples (0: off; best without BN)",
     "stabilize.replay": "share of D's fake batch drawn from a buffer of past fakes (0: off)",
     "stabilize.replay_size": "replay buffer size in samples",
     "stabilize.d_skip_above": "skip D's update while its batch accuracy is above (null: off)",

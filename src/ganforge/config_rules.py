@@ -206,9 +206,9 @@ def check_stabilizers(config: Config) -> None:
             "critic's scores have no decision threshold. Use n_critic to balance a critic, "
             "or a loss with one (non-saturating, lsgan, hinge)."
         )
-    if s.d_skip_above is not None and s.g_skip_below is not None:
-        if s.g_skip_below >= s.d_skip_above:
-            raise GanforgeError(
-                f"stabilize.g_skip_below ({s.g_skip_below}) must be below "
-                f"stabilize.d_skip_above ({s.d_skip_above}), or both G and D could skip."
-            )
+    both = s.d_skip_above is not None and s.g_skip_below is not None
+    if both and s.g_skip_below >= s.d_skip_above:
+        raise GanforgeError(
+            f"stabilize.g_skip_below ({s.g_skip_below}) must be below "
+            f"stabilize.d_skip_above ({s.d_skip_above}), or both G and D could skip."
+        )

@@ -40,6 +40,7 @@ __all__ = ["METRICS", "evaluate", "format_table", "parse_against"]
 
 METRICS = ("fid", "kid", "is", "pr", "dc", "modes", "cacc", "ifid")
 DEFAULT_N = {"image": 10_000, "vector": 2_500}  # Lucic et al. 2018; PacGAN
+STACKED_N = 26_000  # Stacked MNIST modes protocol (Metz et al. 2017; PacGAN, Table 3)
 KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
 IS_SPLITS = 10
 PR_K, DC_K = 3, 5
@@ -252,7 +253,7 @@ def evaluate(
     requested class) and ifid (intra-class FID against the reference's own labels) need the
     labels. against: 'SOURCE[:split]' (split defaults to test) or a
     DataConfig. n defaults to the pinned protocol: 10,000 images (Lucic et al. 2018), 2,500
-    points for 2D mixtures (PacGAN). Image features come from `features` (inception,
+    points for 2D mixtures (PacGAN), 26,000 for Stacked MNIST modes alone. Image features come from `features` (inception,
     inception:PATH, classifier:PATH); for vector data the raw points are the features and
     'modes' uses the mixture's centers (DESIGN.md protocol). Real features are cached (refstats).
     """
@@ -272,7 +273,9 @@ def evaluate(
     split = reference_split(config)
     name = f"{config.source}:{config.split}" if _has_splits(config.source) else config.source
     dataset = _build_dataset(config)
-    n = DEFAULT_N.get(dataset.kind, 10_000) if n is None else n
+    if n is None:
+        stacked_modes = config.source.startswith("stacked") and names == ["modes"]
+        n = STACKED_N if stacked_modes else DEFAULT_N.get(dataset.kind, 10_000)
     if count is not None and not _has_splits(config.source):  # two finite sets: the smaller
         n = min(n, len(dataset))
     if read_at is None and dataset.kind == "image":

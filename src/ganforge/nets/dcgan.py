@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
 from ganforge.nets.init import dcgan_init_
-from ganforge.nets.layers import norm_2d, out_activation
+from ganforge.nets.layers import ScoredDiscriminator, norm_2d, out_activation
 
 RESOLUTIONS = (16, 28, 32, 64, 128, 256)
 INIT_STD = 0.02  # weights ~ N(0, 0.02), norm scales ~ N(1, 0.02) (Radford et al. 2016)
@@ -91,7 +91,7 @@ class DCGANGenerator(nn.Module):
         return self.net(z.view(z.shape[0], self.z_dim, 1, 1))
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(ScoredDiscriminator):
     """Image -> /2 conv levels (no norm on the first) down to base x base -> linear score."""
 
     init_std: float = INIT_STD  # DCGAN init; layers added around this net follow it
@@ -106,19 +106,6 @@ class DCGANDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Linear(chs[-1] * base * base, 1)  # = the paper's base x base conv to 1
         dcgan_init_(self, self.init_std)
-
-    def features(self, x: Tensor) -> Tensor:
-        """(N, C, R, R) -> (N, F) flattened base-level features, F = channels * base^2."""
-        return self.body(x)
-
-    @property
-    def feature_dim(self) -> int:
-        """F, the width of features(x) that the linear head reads."""
-        return self.head.in_features
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(N, C, R, R) -> (N,) raw scores (logits)."""
-        return self.head(self.features(x)).squeeze(1)
 
 
 def build(

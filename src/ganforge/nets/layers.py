@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
 
@@ -43,3 +43,27 @@ def norm_2d(kind: str, channels: int) -> nn.Module:
 def out_activation(kind: str) -> nn.Module:
     """G's output activation: tanh for data in [-1, 1], identity for unbounded data."""
     return nn.Tanh() if kind == "tanh" else nn.Identity()
+
+
+class ScoredDiscriminator(nn.Module):
+    """A D whose score is a linear `head` over `features(x)` = body(x) (the nets/ contract).
+
+    Subclasses build `self.body` and `self.head`; `pool` reduces the body's output to (N, F).
+    """
+
+    def pool(self, h: Tensor) -> Tensor:
+        """The body's output as (N, F) features (already flat unless a subclass pools)."""
+        return h
+
+    def features(self, x: Tensor) -> Tensor:
+        """(N, *input shape) -> (N, F) penultimate features, what the head reads."""
+        return self.pool(self.body(x))
+
+    @property
+    def feature_dim(self) -> int:
+        """F, the width of features(x) that the linear head reads."""
+        return self.head.in_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, *input shape) -> (N,) raw scores (logits)."""
+        return self.head(self.features(x)).squeeze(1)

@@ -10,7 +10,7 @@ import math
 
 from torch import Tensor, nn
 
-from ganforge.nets.layers import norm_1d, out_activation
+from ganforge.nets.layers import ScoredDiscriminator, norm_1d, out_activation
 
 
 def hidden_stack(width: int, hidden: list[int], norm: str) -> tuple[list[nn.Module], int]:
@@ -55,7 +55,7 @@ class MLPGenerator(nn.Module):
         return self.net(z).view(z.shape[0], *self.data_shape)
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(ScoredDiscriminator):
     """x (flattened) -> [Linear -> (d_norm) -> LeakyReLU(0.2)] per hidden width -> Linear -> 1.
 
     No normalization on the first hidden layer (Radford et al. 2016: none at D's input); d_norm
@@ -69,19 +69,6 @@ class MLPDiscriminator(nn.Module):
         layers, width = hidden_stack(math.prod(data_shape), hidden, d_norm)
         self.body = nn.Sequential(nn.Flatten(), *layers)
         self.head = nn.Linear(width, 1)
-
-    def features(self, x: Tensor) -> Tensor:
-        """(N, *data_shape) -> (N, F) penultimate features, F = last hidden width."""
-        return self.body(x)
-
-    @property
-    def feature_dim(self) -> int:
-        """F, the width of features(x) that the linear head reads."""
-        return self.head.in_features
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(N, *data_shape) -> (N,) raw scores (logits)."""
-        return self.head(self.features(x)).squeeze(1)
 
 
 def build(

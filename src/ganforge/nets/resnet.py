@@ -22,7 +22,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ganforge.nets.dcgan import image_shape, plan
-from ganforge.nets.layers import out_activation
+from ganforge.nets.layers import ScoredDiscriminator, out_activation
 
 
 def conv3x3(c_in: int, c_out: int) -> nn.Conv2d:
@@ -99,7 +99,7 @@ class ResNetGenerator(nn.Module):
         return self.out(self.blocks(h))
 
 
-class ResNetDiscriminator(nn.Module):
+class ResNetDiscriminator(ScoredDiscriminator):
     """Image -> optimized block, down blocks to base size, one plain block -> ReLU, sum -> score.
 
     No normalization layers (use spectral norm, as SNGAN does).
@@ -116,18 +116,9 @@ class ResNetDiscriminator(nn.Module):
         self.body = nn.Sequential(*blocks)
         self.head = nn.Linear(width, 1)
 
-    def features(self, x: Tensor) -> Tensor:
-        """(N, C, R, R) -> (N, F) globally sum-pooled features, F = width."""
-        return self.body(x).sum(dim=(2, 3))
-
-    @property
-    def feature_dim(self) -> int:
-        """F, the width of features(x) that the linear head reads."""
-        return self.head.in_features
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(N, C, R, R) -> (N,) raw scores (logits)."""
-        return self.head(self.features(x)).squeeze(1)
+    def pool(self, h: Tensor) -> Tensor:
+        """Global sum pooling: (N, F, H, W) -> (N, F), F = width."""
+        return h.sum(dim=(2, 3))
 
 
 def build(

@@ -176,7 +176,7 @@ class AdversarialTask(Task):
     ) -> dict[str, torch.Tensor]:
         """The weighted penalties of this D step on what D saw (GP, DRAGAN, lazy R1)."""
         terms = {}
-        critic = lambda x: self.discriminate(x, cond)[0]  # noqa: E731
+        critic = lambda x: self.discriminate(x, cond)[0]
         if self.hyper.gp_weight > 0:
             terms["gp"] = self.hyper.gp_weight * gradient_penalty(critic, real_v, fake_v)
         loss = self.config.loss

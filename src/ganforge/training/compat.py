@@ -35,11 +35,17 @@ def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> 
     if meta.get("task") != config.task.name:
         problems.append(f"task.name was {meta.get('task')!r}, now {config.task.name!r}")
     model_keys = ("arch", "z_dim", "g_width", "d_width", "g_hidden", "d_hidden", "d_norm")
-    for key in (*model_keys, "condition"):
-        before = saved["model"].get(key, "concat" if key == "condition" else None)
+    shaping = ("condition", "spectral_norm", "pack", "mbstd_group", "minibatch_disc")
+    defaults = ModelConfig()  # what checkpoints from before a key existed were trained with
+    for key in (*model_keys, *shaping):
+        before = saved["model"].get(key, getattr(defaults, key) if key in shaping else None)
         now = getattr(config.model, key)
         if before != now:
             problems.append(f"model.{key} was {before!r}, now {now!r}")
+    ema_before = saved.get("stabilize", {}).get("ema", 0.0) > 0
+    if ema_before != (config.stabilize.ema > 0):
+        on = "on" if ema_before else "off"
+        problems.append(f"stabilize.ema was {on}, now {'off' if ema_before else 'on'}")
     if saved["loss"]["name"] != config.loss.name:
         problems.append(f"loss.name was {saved['loss']['name']!r}, now {config.loss.name!r}")
     else:
