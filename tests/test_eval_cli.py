@@ -53,7 +53,7 @@ def test_eval_of_a_run_uses_its_resolution_and_states_the_protocol(tmp_path, cla
     direct = ev.evaluate(loaded.sampler.eval_fn(), against, METRICS, f"classifier:{classifier_path}",
                          n=300, seed=0, cache_dir=tmp_path / "cache", progress=False)
     scores = ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "is",
-              "is_std", "modes_covered", "modes_total", "modes_kl"]
+              "is_std", "modes_covered", "modes_total", "modes_kl", "mode_histogram"]
     assert sorted(result) == sorted(direct) == sorted([*scores, "protocol"])
     for key in scores:
         assert result[key] == direct[key], key  # JSON keeps floats exactly
