@@ -1,13 +1,17 @@
 """Stabilizers inside the training step: each one's effect, exact resume with all of them on,
 and the combinations that must be refused."""
 
+import json
+
 import pytest
 import torch
+from safetensors.torch import save_file
 from tests.test_training import TINY_DCGAN, TINY_MLP, assert_resume_is_exact, newest_tensors
 
 from ganforge import config as configlib
 from ganforge.data import build_dataset
 from ganforge.errors import GanforgeError
+from ganforge.fileio import file_digest
 from ganforge.tasks import get
 from ganforge.tasks.base import resolve_hyper
 from ganforge.tasks.dview import DView, instance_noise_std
@@ -85,9 +89,12 @@ def test_feature_matching_alone_is_g_s_whole_loss():
 def test_label_smoothing_reaches_the_d_loss():
     plain, batch = tiny_task()
     smooth, _ = tiny_task("loss.label_smoothing=0.2")
-    a = plain.d_step(batch, keep_fake_for_g=False)["d_loss"].item()
-    b = smooth.d_step(batch, keep_fake_for_g=False)["d_loss"].item()
-    assert a != b  # same nets, same noise: only the real target differs
+    a = plain.d_step(batch, keep_fake_for_g=False)
+    b = smooth.d_step(batch, keep_fake_for_g=False)
+    assert b["d_real"].item() == a["d_real"].item()  # same nets, same noise, same scores
+    # t sp(-r) + (1 - t) sp(r) - sp(-r) = (1 - t) r, since sp(r) - sp(-r) = r
+    difference = (b["d_loss"] - a["d_loss"]).item()
+    assert difference == pytest.approx(0.2 * a["d_real"].item(), rel=1e-4, abs=1e-7)
 
 
 def test_balance_rules_skip_and_count_every_skip(tmp_path):
@@ -165,14 +172,24 @@ def test_impossible_combinations_are_refused_before_training(tmp_path, sets, mes
 
 
 def test_checkpoints_from_before_the_stabilizers_still_resume(tmp_path):
-    config = configlib.load(None, [*TINY_MLP, "train.steps=4"])
-    train(config, tmp_path / "run", progress=False)
-    path = checkpoint.resolve(tmp_path / "run")
-    tensors, _ = checkpoint.load(path)
-    assert "task.counters" in tensors
-    task, _ = tiny_task()
-    task.load_state_tensors({})  # an old checkpoint: no task state at all
-    assert task.counters["d_updates"] == 0
+    """A checkpoint written before this change (no task state, no augment RNG, no stabilizer
+    keys in its config) resumes, with the counters starting from zero."""
+    train(configlib.load(None, [*TINY_MLP, "train.steps=4"]), tmp_path / "run", progress=False)
+    json_path = checkpoint.resolve(tmp_path / "run")
+    tensors, meta = checkpoint.load(json_path)
+    assert "task.counters" in tensors and "rng.augment" in tensors
+    old = {k: v for k, v in tensors.items() if not k.startswith(("task.", "rng.augment"))}
+    tensor_path = json_path.with_name(meta["tensors_file"])
+    save_file(old, str(tensor_path))
+    meta["tensors_sha256"] = file_digest(tensor_path)
+    del meta["most_modes"], meta["config"]["stabilize"]
+    for key in ("spectral_norm", "pack", "mbstd_group", "minibatch_disc"):
+        del meta["config"]["model"][key]
+    json_path.write_text(json.dumps(meta))
+    result = resume(tmp_path / "run", ["train.steps=6"], progress=False)
+    assert result.step == 6
+    counters = newest_tensors(tmp_path / "run")["task.counters"].tolist()
+    assert counters == [2, 2, 0, 0]  # d_steps, g_updates since the resume
 
 
 @pytest.mark.parametrize("change", ["model.pack=2", "model.spectral_norm=d", "stabilize.ema=0.9"])

@@ -96,7 +96,7 @@ class ModelConfig:
         "g_norm": ("batch", "none"),
         "d_norm": ("auto", "batch", "layer", "none"),
         "out_act": ("auto", "tanh", "none"),
-        "spectral_norm": ("none", "d", "both"),
+        "spectral_norm": _registered("ganforge.nets", "SPECTRAL_NORMS"),
     }
 
 

@@ -108,16 +108,9 @@ ARCHS: dict[str, Arch] = {
 }
 
 
-def check_stabilizers(cfg: ModelConfig, condition: str) -> None:
-    """Raise a GanforgeError for stabilizer settings build_nets cannot honour."""
-    check_choice("model.spectral_norm", cfg.spectral_norm, SPECTRAL_NORMS)
-    for key in ("pack", "mbstd_group", "minibatch_disc"):
-        low = 1 if key == "pack" else 0
-        if getattr(cfg, key) < low:
-            raise GanforgeError(
-                f"Config key 'model.{key}' is {getattr(cfg, key)}; it must be >= {low} "
-                f"({low} turns it off)."
-            )
+def check_packing(cfg: ModelConfig, condition: str) -> None:
+    """Refuse PacGAN packing with a D that reads one label per sample (the values themselves
+    are checked where the config is validated: config_rules.RANGES, ModelConfig.CHOICES)."""
     if cfg.pack > 1 and condition in PER_SAMPLE_LABEL_D:
         raise GanforgeError(
             f"model.condition={condition} cannot be combined with model.pack={cfg.pack}: its D "
@@ -169,7 +162,8 @@ def build_nets(
     check_choice("model.d_norm", d_norm, D_NORMS)
     check_choice("model.out_act", out_act, OUT_ACTS)
     check_choice("model.condition", condition, ("none", *CONDITIONS))
-    check_stabilizers(cfg, condition)
+    check_choice("model.spectral_norm", cfg.spectral_norm, SPECTRAL_NORMS)
+    check_packing(cfg, condition)
     arch, shape = ARCHS[cfg.arch], tuple(int(s) for s in data_shape)
     if condition == "none":
         generator = arch.generator(cfg, shape, out_act)

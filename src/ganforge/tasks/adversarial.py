@@ -34,7 +34,9 @@ from ganforge.tasks.sampling import Sampler
 
 Cond = tuple[torch.Tensor, ...]  # what G and D take after z / x (empty when unconditional)
 Outputs = tuple[torch.Tensor, torch.Tensor | None]  # (adversarial scores, class logits)
-COUNTERS = ("d_updates", "g_updates", "d_skips", "g_skips")  # saved as task.counters
+COUNTERS = ("d_steps", "g_updates", "d_skips", "g_skips")  # saved as task.counters
+# d_steps counts D phases, skipped or not (lazy R1 runs on every r1_every-th); g_updates only
+# the G updates that happened (the EMA ramp-up counts those)
 
 
 class AdversarialTask(Task):
@@ -201,7 +203,7 @@ class AdversarialTask(Task):
         view = self.view.draw(real, self.step)
         real_v, fake_v = view(real), view(fake)
         loss_cfg = self.config.loss
-        r1_now = loss_cfg.r1_gamma > 0 and self.counters["d_updates"] % loss_cfg.r1_every == 0
+        r1_now = loss_cfg.r1_gamma > 0 and self.counters["d_steps"] % loss_cfg.r1_every == 0
         if r1_now:
             real_v = real_v.detach().requires_grad_(True)
         real_out = self.discriminate(real_v, cond)
@@ -215,7 +217,7 @@ class AdversarialTask(Task):
         for name, term in terms.items():
             loss = loss + term
             stats[name] = term.detach()
-        self.counters["d_updates"] += 1
+        self.counters["d_steps"] += 1
         accuracy = self.d_accuracy(real_out[0].detach(), fake_out[0].detach())
         self.last_d_accuracy = accuracy
         stats["d_accuracy"] = accuracy

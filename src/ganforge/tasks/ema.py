@@ -47,9 +47,10 @@ class EMA:
     def update(self, source: nn.Module, step: int) -> None:
         """Average source's parameters into the copy with ema_decay(decay, step); copy buffers."""
         d = ema_decay(self.decay, step)
-        params = _matched(self.model.named_parameters(), source.named_parameters(), "parameter")
-        for mine, theirs in params:
-            mine.mul_(d).add_(theirs.detach(), alpha=1.0 - d)
+        pairs = _matched(self.model.named_parameters(), source.named_parameters(), "parameter")
+        mine, theirs = [p for p, _ in pairs], [q.detach() for _, q in pairs]
+        torch._foreach_mul_(mine, d)  # one fused launch per list, not two per tensor
+        torch._foreach_add_(mine, theirs, alpha=1.0 - d)
         for mine, theirs in _matched(self.model.named_buffers(), source.named_buffers(), "buffer"):
             mine.copy_(theirs)
 
