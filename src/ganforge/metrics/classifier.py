@@ -12,6 +12,12 @@ trained on, its test accuracy and the ganforge version. One key, because safeten
 several in arbitrary order: this way the same seed gives a byte-identical file. Writes are
 atomic.
 
+Versions: 1 is the CNN above. 2 adds a second kind, a semi-supervised run's discriminator
+(`ganforge export-classifier`): its metadata has a "discriminator" entry (the run's task, config
+and data description) from which D is rebuilt, the tensors are D's state dict, the features are
+D's penultimate features and the logits its K class logits; normalization mean = std = 0.5 maps
+[0, 1] to D's [-1, 1]. A version-2 file without that entry is the CNN. Readers load 1 and 2.
+
 Preprocessing, the same for training data and for images to evaluate: uint8 (N, C, H, W) ->
 channels matched to the classifier's (gray tiled to RGB, RGB to luma, as the data sources do) ->
 antialiased bilinear resize to the input size (data.transforms.resize_square, which the folder
@@ -28,6 +34,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from torch import nn
 
 from ganforge import __version__
 from ganforge.data.transforms import match_channels, resize_square
@@ -36,12 +43,17 @@ from ganforge.fileio import atomic_write, file_digest
 from ganforge.metrics.classifier_net import ClassifierArch, ClassifierNet
 
 FORMAT = "ganforge-classifier"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this ganforge reads and writes
+READABLE_VERSIONS = (1, 2)
+CNN_VERSION = 1  # CNN files stay at version 1, so older ganforge versions still read them
+DISCRIMINATOR_VERSION = 2  # the first version with discriminator classifiers
+ARCH_KEYS = ("in_channels", "num_classes", "input_size", "hidden")  # a D file's arch entry
 CHUNK = 512  # images per forward pass inside the extractor (bounds memory, not results)
 # oneDNN picks other conv kernels for batches under ~12 images, which round differently; padding
 # every forward pass to at least MIN_BATCH images keeps features bitwise batch-size independent.
 MIN_BATCH = 16
 LAYER = "fc1 (penultimate, post-ReLU)"
+D_LAYER = "semi-supervised D's penultimate features"
 TRAIN_HINT = "train one with `ganforge train-classifier --data fashion-mnist --out PATH`"
 
 
@@ -79,7 +91,7 @@ def normalize(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Ten
 class ClassifierExtractor:
     """A trained classifier as a FeatureExtractor: uint8 images -> (features, logits)."""
 
-    net: ClassifierNet
+    net: ClassifierNet | DiscriminatorClassifier
     meta: dict[str, Any]
     digest: str = ""
     name: str = "classifier"
@@ -134,8 +146,12 @@ def describe(meta: dict[str, Any]) -> str:
     size, channels = arch["input_size"], arch["in_channels"]
     acc = meta.get("test_accuracy")
     acc_text = f", test accuracy {acc:.4f}" if isinstance(acc, float) else ""
+    disc = meta["discriminator"] if is_discriminator(meta) else None
+    if disc is not None and "step" in disc:
+        acc_text += f" (task {disc.get('task')}, step {disc['step']})"
+    layer = D_LAYER if disc is not None else LAYER
     return (
-        f"{LAYER} {arch['hidden']}-d, {arch['num_classes']} classes; input {channels}x{size}x"
+        f"{layer} {arch['hidden']}-d, {arch['num_classes']} classes; input {channels}x{size}x"
         f"{size} ({'gray tiled' if channels == 3 else 'RGB to luma'} when channels differ, "
         f"antialiased bilinear resize of the shorter side to {size}, center crop); trained on "
         f"{meta['source']}{acc_text}"
@@ -193,11 +209,12 @@ def check_meta(path: Path, meta: Any) -> None:
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise GanforgeError(
             f"'{path}' is a classifier file of format version {version}; this ganforge "
-            f"({__version__}) reads version {FORMAT_VERSION}. Upgrade ganforge, or {TRAIN_HINT}."
+            f"({__version__}) reads versions up to {FORMAT_VERSION}. Upgrade ganforge, or "
+            f"{TRAIN_HINT}."
         )
     needed = ("arch", "class_names", "normalization", "source")
     missing = [k for k in needed if k not in meta]
-    if version != FORMAT_VERSION or missing:
+    if version not in READABLE_VERSIONS or missing:
         raise not_a_classifier(path, f"metadata lacks {', '.join(missing) or 'format_version'}")
     norm, arch = meta["normalization"], meta["arch"]
     channels = arch.get("in_channels") if isinstance(arch, dict) else None
@@ -209,18 +226,105 @@ def check_meta(path: Path, meta: Any) -> None:
         raise not_a_classifier(path, "normalization does not match the input channels")
     if len(meta["class_names"]) != arch.get("num_classes"):
         raise not_a_classifier(path, "class names do not match num_classes")
+    if is_discriminator(meta):
+        check_discriminator(path, meta)
 
 
-def build_net(path: Path, meta: dict[str, Any]) -> ClassifierNet:
+def is_discriminator(meta: dict[str, Any]) -> bool:
+    """Whether metadata describes a run's D (version 2+ with a discriminator entry)."""
+    version = meta.get("format_version")
+    return isinstance(version, int) and version >= DISCRIMINATOR_VERSION and (
+        "discriminator" in meta
+    )
+
+
+def check_discriminator(path: Path, meta: dict[str, Any]) -> None:
+    """Raise unless a discriminator entry is complete, with an all-integer architecture."""
+    disc = meta["discriminator"]
+    keys = ("task", "config", "data")
+    if not isinstance(disc, dict) or any(k not in disc for k in keys):
+        raise not_a_classifier(path, f"its discriminator entry lacks one of {', '.join(keys)}")
+    arch = meta["arch"]
+    if not all(isinstance(arch.get(k), int) for k in ARCH_KEYS):
+        raise not_a_classifier(path, f"bad architecture {arch}")
+
+
+class DiscriminatorClassifier(nn.Module):
+    """A semi-supervised run's D as the extractor's net: x in [-1, 1] -> (features, K logits).
+
+    D is a ClassLogitDiscriminator (nets/semi.py), possibly under spectral or weight norm
+    parametrizations, which keep its `features` and `head`; a k+1 D's fake logit is dropped.
+    """
+
+    def __init__(self, D: nn.Module, arch: ClassifierArch) -> None:
+        super().__init__()
+        self.D, self.arch = D, arch
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float (N, C, S, S) in [-1, 1] -> (penultimate features (N, F), class logits (N, K))."""
+        features = self.D.features(x)
+        return features, self.D.head(features)[:, : self.arch.num_classes]
+
+
+def discriminator_net(
+    path: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> DiscriminatorClassifier:
+    """Rebuild the D a version-2 discriminator file describes and load its tensors (strict)."""
+    from ganforge import tasks
+    from ganforge.config import from_dict
+    from ganforge.data.dataset import DataInfo
+
+    disc, arch = meta["discriminator"], meta["arch"]
+    try:
+        info = DataInfo.from_meta(disc["data"])
+        config = from_dict(disc["config"])
+        with torch.random.fork_rng(devices=[]):  # building draws init weights: leave no trace
+            D = tasks.get(disc["task"]).build_nets(config, info)[1]
+    except (GanforgeError, KeyError, TypeError, ValueError) as exc:
+        raise not_a_classifier(path, f"cannot rebuild its discriminator: {exc}") from None
+    head = getattr(D, "head", None)
+    if not (hasattr(D, "features") and isinstance(head, nn.Linear)):
+        raise not_a_classifier(path, f"task '{disc['task']}' has no classifying D")
+    expected = {
+        "in_channels": info.shape[0] if info.kind == "image" else None,
+        "input_size": info.shape[-1] if info.kind == "image" else None,
+        "hidden": getattr(D, "feature_dim", None),
+    }
+    bad = [k for k, v in expected.items() if arch[k] != v]
+    if bad or head.out_features < arch["num_classes"]:
+        raise not_a_classifier(
+            path, f"its architecture {arch} does not match the discriminator it describes"
+        )
+    try:
+        D.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise not_a_classifier(path, f"weights do not match the discriminator: {exc}") from None
+    # the extractor reads only ARCH_KEYS; widths and dropout describe no layer of D
+    shape = ClassifierArch(**{k: arch[k] for k in ARCH_KEYS}, widths=[], dropout=0.0)
+    net = DiscriminatorClassifier(D, shape)
+    return net.eval()
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file."""
+    with safe_open(str(path), framework="pt") as handle:
+        return {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+
+
+def build_net(path: Path, meta: dict[str, Any]) -> ClassifierNet | DiscriminatorClassifier:
     """The network the metadata describes, with the file's weights (shapes checked)."""
+    if is_discriminator(meta):
+        try:
+            tensors = read_tensors(path)
+        except (SafetensorError, OSError) as exc:
+            raise not_a_classifier(path, f"unreadable tensors: {exc}") from None
+        return discriminator_net(path, meta, tensors)
     try:
         net = ClassifierNet(ClassifierArch(**meta["arch"]))
     except (TypeError, ValueError) as exc:
         raise not_a_classifier(path, f"bad architecture {meta['arch']}: {exc}") from None
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-        net.load_state_dict(tensors, strict=True)
+        net.load_state_dict(read_tensors(path), strict=True)
     except (SafetensorError, OSError, RuntimeError) as exc:
         raise not_a_classifier(path, f"weights do not match the architecture: {exc}") from None
     return net.eval()

@@ -61,7 +61,7 @@ SCORES = {
     "fid": ("fid",), "kid": ("kid", "kid_std"), "is": ("is", "is_std"),
     "pr": ("precision", "recall"), "dc": ("density", "coverage"),
     "modes": ("modes_covered", "hq_percent", "modes_kl"), "cacc": ("cacc",), "ifid": ("ifid",),
-    "cas": ("cas", "cas_real"),
+    "cas": ("cas", "cas_real"), "accuracy": ("accuracy", "errors"),
 }
 FEATURE_KINDS = ("inception", "classifier")  # inception[:PATH] or classifier:PATH
 SPLITS = ("train", "test")

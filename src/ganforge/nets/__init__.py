@@ -33,6 +33,7 @@ from ganforge.nets.conditional import (
 )
 from ganforge.nets.init import dcgan_init_
 from ganforge.nets.layers import D_NORMS, OUT_ACTS, check_choice
+from ganforge.nets.semi import WEIGHT_NORMS, ClassLogitDiscriminator, weight_norm_
 from ganforge.nets.stabilize import (
     MinibatchDiscrimination,
     MinibatchStd,
@@ -43,7 +44,8 @@ from ganforge.nets.stabilize import (
 )
 
 __all__ = [
-    "ARCHS", "CONDITIONS", "SPECTRAL_NORMS", "Arch", "ConditionalBatchNorm",
+    "ARCHS", "CONDITIONS", "SPECTRAL_NORMS", "WEIGHT_NORMS", "Arch", "ClassLogitDiscriminator",
+    "ConditionalBatchNorm",
     "ConditionalDiscriminator", "ConditionalGenerator", "MinibatchDiscrimination",
     "MinibatchStd", "StabilizedDiscriminator", "build_nets", "dcgan_init_", "pack_inputs",
     "packed_shape", "spectral_norm_",
@@ -74,7 +76,9 @@ def _mlp_g(cfg: ModelConfig, shape: Shape, out_act: str) -> nn.Module:
 
 def _mlp_d(cfg: ModelConfig, shape: Shape, d_norm: str) -> nn.Module:
     """The MLP discriminator for cfg."""
-    return mlp.MLPDiscriminator(shape, list(cfg.d_hidden), d_norm)
+    return mlp.MLPDiscriminator(
+        shape, list(cfg.d_hidden), d_norm, cfg.d_input_noise, cfg.d_hidden_noise
+    )
 
 
 def _dcgan_g(cfg: ModelConfig, shape: Shape, out_act: str) -> nn.Module:
@@ -102,7 +106,9 @@ def _resnet_d(cfg: ModelConfig, shape: Shape, d_norm: str) -> nn.Module:
 
 
 ARCHS: dict[str, Arch] = {
-    "mlp": Arch(_mlp_g, _mlp_d, ("g_hidden", "d_hidden", "g_norm")),
+    "mlp": Arch(
+        _mlp_g, _mlp_d, ("g_hidden", "d_hidden", "g_norm", "d_input_noise", "d_hidden_noise")
+    ),
     "dcgan": Arch(_dcgan_g, _dcgan_d, ("g_width", "d_width")),
     "resnet": Arch(_resnet_g, _resnet_d, ("g_width", "d_width")),
 }
@@ -128,16 +134,18 @@ def _stabilized(cfg: ModelConfig, base_d: nn.Module) -> nn.Module:
 
 
 def _spectral(cfg: ModelConfig, generator: nn.Module, discriminator: nn.Module) -> None:
-    """Apply spectral norm to the whole D ("d", "both") and to G ("both"), D first."""
-    if cfg.spectral_norm in ("d", "both"):
-        spectral_norm_(discriminator)
-    if cfg.spectral_norm == "both":
-        spectral_norm_(generator)
+    """Apply spectral norm, then weight norm, to the whole D ("d", "both") and to G ("both"),
+    D first (config validation refuses both at once)."""
+    for setting, apply in ((cfg.spectral_norm, spectral_norm_), (cfg.weight_norm, weight_norm_)):
+        if setting in ("d", "both"):
+            apply(discriminator)
+        if setting == "both":
+            apply(generator)
 
 
 def build_nets(
     cfg: ModelConfig, data_shape: Shape, *, d_norm: str, out_act: str, num_classes: int = 0,
-    condition: str = "none",
+    condition: str = "none", d_outputs: int = 1,
 ) -> tuple[nn.Module, nn.Module]:
     """(G, D) for cfg.arch and data_shape ((C, H, W) images or (D,) vectors).
 
@@ -152,8 +160,12 @@ def build_nets(
     is built for m-packed inputs (for "concat", labels are attached before packing); packing
     or model.mbstd_group / model.minibatch_disc > 0 wrap the base D in a
     StabilizedDiscriminator (inside the conditional wrapper); model.spectral_norm is applied
-    last, to the whole D ("d", "both") and to G ("both"). With all of them off nothing
-    changes: same modules, same draws. "projection" and "acgan" refuse model.pack > 1.
+    last, to the whole D ("d", "both") and to G ("both"), and so is model.weight_norm. With
+    all of them off nothing changes: same modules, same draws. "projection" and "acgan" refuse
+    model.pack > 1.
+
+    d_outputs > 1 (unconditional only) gives a ClassLogitDiscriminator: D(x) is (N, d_outputs)
+    logits over the base's features (the semi-supervised GAN's classifier D).
     """
     if cfg.arch not in ARCHS:
         raise GanforgeError(
@@ -163,12 +175,15 @@ def build_nets(
     check_choice("model.out_act", out_act, OUT_ACTS)
     check_choice("model.condition", condition, ("none", *CONDITIONS))
     check_choice("model.spectral_norm", cfg.spectral_norm, SPECTRAL_NORMS)
+    check_choice("model.weight_norm", cfg.weight_norm, WEIGHT_NORMS)
     check_packing(cfg, condition)
     arch, shape = ARCHS[cfg.arch], tuple(int(s) for s in data_shape)
     if condition == "none":
         generator = arch.generator(cfg, shape, out_act)
         discriminator = arch.discriminator(cfg, packed_shape(shape, cfg.pack), d_norm)
         discriminator = _stabilized(cfg, discriminator)
+        if d_outputs > 1:  # the semi-supervised task refuses packing (one class per sample)
+            discriminator = ClassLogitDiscriminator(discriminator, d_outputs)
         _spectral(cfg, generator, discriminator)
         return generator, discriminator
     check_num_classes(num_classes, condition)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
@@ -43,6 +44,26 @@ def norm_2d(kind: str, channels: int) -> nn.Module:
 def out_activation(kind: str) -> nn.Module:
     """G's output activation: tanh for data in [-1, 1], identity for unbounded data."""
     return nn.Tanh() if kind == "tanh" else nn.Identity()
+
+
+class GaussianNoise(nn.Module):
+    """x + N(0, std^2) in training mode, x unchanged in eval mode (a D regularizer).
+
+    The noise comes from torch's global generator, which checkpoints save, so resume stays exact.
+    """
+
+    def __init__(self, std: float) -> None:
+        super().__init__()
+        self.std = float(std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x plus fresh noise while training."""
+        if not self.training or self.std == 0:
+            return x
+        return x + self.std * torch.randn_like(x)
+
+    def extra_repr(self) -> str:
+        return f"std={self.std}"
 
 
 class ScoredDiscriminator(nn.Module):

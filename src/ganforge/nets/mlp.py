@@ -10,7 +10,7 @@ import math
 
 from torch import Tensor, nn
 
-from ganforge.nets.layers import ScoredDiscriminator, norm_1d, out_activation
+from ganforge.nets.layers import GaussianNoise, ScoredDiscriminator, norm_1d, out_activation
 
 
 def hidden_stack(width: int, hidden: list[int], norm: str) -> tuple[list[nn.Module], int]:
@@ -59,14 +59,25 @@ class MLPDiscriminator(ScoredDiscriminator):
     """x (flattened) -> [Linear -> (d_norm) -> LeakyReLU(0.2)] per hidden width -> Linear -> 1.
 
     No normalization on the first hidden layer (Radford et al. 2016: none at D's input); d_norm
-    ("batch", "layer" or "none") on every later one.
+    ("batch", "layer" or "none") on every later one. input_noise / hidden_noise > 0 add
+    Gaussian noise of that std to the input and after every hidden layer, in training mode only
+    (Salimans et al. 2016's semi-supervised MNIST D: 0.3 and 0.5).
     """
 
     init_std: float | None = None  # PyTorch default init; layers added around it use defaults
 
-    def __init__(self, data_shape: tuple[int, ...], hidden: list[int], d_norm: str) -> None:
+    def __init__(
+        self, data_shape: tuple[int, ...], hidden: list[int], d_norm: str,
+        input_noise: float = 0.0, hidden_noise: float = 0.0,
+    ) -> None:
         super().__init__()
         layers, width = hidden_stack(math.prod(data_shape), hidden, d_norm)
+        if hidden_noise > 0:
+            at = [i + 1 for i, layer in enumerate(layers) if isinstance(layer, nn.LeakyReLU)]
+            for i in reversed(at):
+                layers.insert(i, GaussianNoise(hidden_noise))
+        if input_noise > 0:
+            layers.insert(0, GaussianNoise(input_noise))
         self.body = nn.Sequential(nn.Flatten(), *layers)
         self.head = nn.Linear(width, 1)
 

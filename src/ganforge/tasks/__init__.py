@@ -11,6 +11,7 @@ from ganforge.errors import unknown_name
 from ganforge.tasks.base import Hyper, Task, resolve_hyper
 from ganforge.tasks.conditional import ConditionalTask
 from ganforge.tasks.sampling import Drawn, Sampler
+from ganforge.tasks.semi_supervised import SemiSupervisedTask
 from ganforge.tasks.unconditional import UnconditionalTask
 
 TASKS: dict[str, type[Task]] = {}
@@ -33,6 +34,7 @@ def get(name: str) -> type[Task]:
 
 register(UnconditionalTask)
 register(ConditionalTask)
+register(SemiSupervisedTask)
 
 __all__ = [
     "TASKS",
@@ -40,6 +42,7 @@ __all__ = [
     "Drawn",
     "Hyper",
     "Sampler",
+    "SemiSupervisedTask",
     "Task",
     "UnconditionalTask",
     "get",

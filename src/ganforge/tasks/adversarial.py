@@ -43,6 +43,7 @@ class AdversarialTask(Task):
     """The shared phases; subclasses provide build_nets and, if conditional, conditioning."""
 
     sampler_class: ClassVar[type[Sampler]] = Sampler  # how users sample this task's G
+    d_adversarial_weight: float = 1.0  # weight of D's adversarial loss (before penalties)
 
     def __init__(
         self, config: Config, info: DataInfo, device: torch.device, noise: torch.Generator
@@ -88,7 +89,7 @@ class AdversarialTask(Task):
         return self.D.features(x, *cond)
 
     def extra_d_loss(
-        self, real: Outputs, fake: Outputs, cond: Cond, fake_cond: Cond
+        self, batch: Batch, real: Outputs, fake: Outputs, cond: Cond, fake_cond: Cond
     ) -> dict[str, torch.Tensor]:
         """Named D loss terms beyond the adversarial one (e.g. AC-GAN's class loss)."""
         return {}
@@ -112,9 +113,18 @@ class AdversarialTask(Task):
         cls, config: Config, info: DataInfo, states: dict, device: torch.device | str = "cpu"
     ) -> Sampler:
         """G rebuilt from the config and data info, with the checkpoint's (EMA) weights."""
-        generator, _ = cls.build_nets(config, info)
+        generator, discriminator = cls.build_nets(config, info)
         generator.load_state_dict(states["G_ema"] if "G_ema" in states else states["G"])
-        return cls.sampler_class(generator.to(device).eval(), info, cls.name, device)
+        sampler = cls.sampler_class(generator.to(device).eval(), info, cls.name, device)
+        return cls.finish_loaded(sampler, discriminator, states, device)
+
+    @classmethod
+    def finish_loaded(
+        cls, sampler: Sampler, discriminator: nn.Module, states: dict,
+        device: torch.device | str,
+    ) -> Sampler:
+        """What a task adds to a loaded sampler (e.g. its trained D); nothing by default."""
+        return sampler
 
     # -- what a checkpoint holds ---------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -211,9 +221,11 @@ class AdversarialTask(Task):
         smooth = loss_cfg.label_smoothing
         target = {"real_target": 1.0 - smooth} if smooth > 0 else {}
         loss = self.loss.d_loss(real_out[0], fake_out[0], **target)
+        if self.d_adversarial_weight != 1:
+            loss = self.d_adversarial_weight * loss
         stats = {"d_real": real_out[0].detach().mean(), "d_fake": fake_out[0].detach().mean()}
         terms = self.penalties(real_v, fake_v, real_out[0], cond, r1_now)
-        terms.update(self.extra_d_loss(real_out, fake_out, cond, fake_cond))
+        terms.update(self.extra_d_loss(batch, real_out, fake_out, cond, fake_cond))
         for name, term in terms.items():
             loss = loss + term
             stats[name] = term.detach()

@@ -4,7 +4,9 @@ A task is everything that differs between kinds of GAN (DESIGN.md, "Tasks"). The
 checkpoints, logging, sampling and evaluation only ever talk to this interface:
 
 - `needs`: the batch fields it reads ("x"; "y" for class labels ...). The loop checks them
-  against the data source before anything is trained or written.
+  against the data source before anything is trained or written. With `labelled_subset`, y
+  is read only on a small balanced subset (data.labels_per_class): batches then hold x (every
+  example, unlabelled) plus x_labelled and y_labelled from the subset's own stream.
 - built as `Task(config, info, device, noise)`: the config, the data described without its
   examples (DataInfo), the device, and the seeded generator that draws its latent noise.
 - `modules()`, `optimizers()`, `state_tensors()`: everything a checkpoint must hold to resume
@@ -96,6 +98,7 @@ class Task:
 
     name: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ("x",)
+    labelled_subset: ClassVar[bool] = False  # y only on data.labels_per_class examples
     hyper: Hyper  # n_critic tells the loop how many D phases come before each G phase
     collect_grad_norms: bool = False  # set by the loop on log steps
     step: int = 0  # the loop's current step, set before each one (for annealed schedules)

@@ -159,7 +159,7 @@ class ConditionalTask(AdversarialTask):
         return self.D.score(features, *cond), self.D.class_logits(features)
 
     def extra_d_loss(
-        self, real: Outputs, fake: Outputs, cond: Cond, fake_cond: Cond
+        self, batch: Batch, real: Outputs, fake: Outputs, cond: Cond, fake_cond: Cond
     ) -> dict[str, torch.Tensor]:
         """AC-GAN: D learns to classify real and fake examples (Odena et al. 2017, L_C)."""
         if not self.classifies:

@@ -63,3 +63,35 @@ class EpochBatches:
         self.order = tensors["order"].clone()
         self.generator.set_state(tensors["generator"])
         self.epoch, self.position = int(values["epoch"]), int(values["position"])
+
+
+class LabelledBatches:
+    """Batches from a fixed labelled subset (the semi-supervised GAN's few labels).
+
+    `indices` point into the dataset; the subset has its own shuffled order and generator, so
+    labelled batches resume exactly and do not disturb the order of the unlabelled stream.
+    Batches hold min(batch_size, subset size) examples.
+    """
+
+    def __init__(self, indices: torch.Tensor, batch_size: int, generator: torch.Generator):
+        self.indices = indices
+        self.batches = EpochBatches(len(indices), min(batch_size, len(indices)), generator)
+
+    def next(self) -> torch.Tensor:
+        """Dataset indices of the next labelled batch."""
+        return self.indices[self.batches.next()]
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """(tensors, plain values): the subset itself and the position in its order."""
+        tensors, values = self.batches.state()
+        return {**tensors, "indices": self.indices}, values
+
+    def load_state(self, tensors: dict[str, torch.Tensor], values: dict[str, int]) -> None:
+        """Restore from `state()`; refuses a checkpoint whose labelled subset differs."""
+        if not torch.equal(tensors["indices"], self.indices):
+            raise GanforgeError(
+                f"The checkpoint was trained with another labelled subset ("
+                f"{tensors['indices'].numel()} labelled examples, now {self.indices.numel()}). "
+                "Resume with the run's own data.labels_per_class, train.seed and data settings."
+            )
+        self.batches.load_state(tensors, values)

@@ -26,7 +26,7 @@ from ganforge.config import DataConfig
 from ganforge.data import build_dataset
 from ganforge.errors import GanforgeError
 from ganforge.metrics.classifier import (
-    FORMAT_VERSION,
+    CNN_VERSION,
     LAYER,
     ClassifierExtractor,
     accuracy,
@@ -162,7 +162,7 @@ def train_on_tensors(
     x = to_input(x_train, arch.in_channels, arch.input_size)
     mean, std = channel_stats(x)
     meta = {
-        "format_version": FORMAT_VERSION,
+        "format_version": CNN_VERSION,
         "arch": arch.to_dict(),
         "class_names": list(class_names or [str(k) for k in range(num_classes)]),
         "normalization": {"mean": mean, "std": std},

@@ -7,7 +7,7 @@ import warnings
 from typing import Any
 
 from ganforge import nets, tasks
-from ganforge.config import Config, ModelConfig
+from ganforge.config import Config, DataConfig, LossConfig, ModelConfig
 from ganforge.data import Dataset
 from ganforge.data.dataset import FIELD_HELP
 from ganforge.errors import GanforgeError
@@ -35,7 +35,9 @@ def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> 
     if meta.get("task") != config.task.name:
         problems.append(f"task.name was {meta.get('task')!r}, now {config.task.name!r}")
     model_keys = ("arch", "z_dim", "g_width", "d_width", "g_hidden", "d_hidden", "d_norm")
-    shaping = ("condition", "spectral_norm", "pack", "mbstd_group", "minibatch_disc")
+    shaping = (
+        "condition", "spectral_norm", "pack", "mbstd_group", "minibatch_disc", "weight_norm"
+    )
     defaults = ModelConfig()  # what checkpoints from before a key existed were trained with
     for key in (*model_keys, *shaping):
         before = saved["model"].get(key, getattr(defaults, key) if key in shaping else None)
@@ -46,6 +48,9 @@ def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> 
     if ema_before != (config.stabilize.ema > 0):
         on = "on" if ema_before else "off"
         problems.append(f"stabilize.ema was {on}, now {'off' if ema_before else 'on'}")
+    form_before = saved["loss"].get("ssl_form", "k")
+    if form_before != config.loss.ssl_form:  # D's number of logits
+        problems.append(f"loss.ssl_form was {form_before!r}, now {config.loss.ssl_form!r}")
     if saved["loss"]["name"] != config.loss.name:
         problems.append(f"loss.name was {saved['loss']['name']!r}, now {config.loss.name!r}")
     else:
@@ -74,7 +79,9 @@ def check_same_optimizer(saved: dict[str, Any], config: Config) -> None:
         )
 
 
-ARCH_KEYS = ("g_hidden", "d_hidden", "g_norm", "g_width", "d_width")  # read by some archs only
+ARCH_KEYS = (
+    "g_hidden", "d_hidden", "g_norm", "g_width", "d_width", "d_input_noise", "d_hidden_noise"
+)  # read by some archs only
 
 
 def ignored_keys(config: Config) -> list[str]:
@@ -87,9 +94,19 @@ def ignored_keys(config: Config) -> list[str]:
         for key in ARCH_KEYS
         if key not in reads and getattr(model, key) != getattr(defaults, key)
     ]
-    conditional = "y" in tasks.get(config.task.name).needs
+    task = tasks.get(config.task.name)
+    semi = task.labelled_subset
+    conditional = "y" in task.needs and not semi
     if not conditional and model.condition != defaults.condition:
         found.append(f"model.condition (task.name={config.task.name} has no class labels)")
+    loss_defaults = LossConfig()
+    for key, value in (("data.labels_per_class", config.data.labels_per_class),
+                       ("loss.unsupervised_weight", config.loss.unsupervised_weight),
+                       ("loss.ssl_form", config.loss.ssl_form)):
+        section, name = key.split(".")
+        default = getattr(DataConfig() if section == "data" else loss_defaults, name)
+        if not semi and value != default:
+            found.append(f"{key} (only task.name=semi-supervised uses it)")
     acgan = conditional and model.condition == "acgan"
     if not acgan and config.loss.class_weight != 1.0:
         found.append("loss.class_weight (only model.condition=acgan has a class loss)")

@@ -13,7 +13,7 @@ from ganforge.errors import GanforgeError
 from ganforge.metrics.evaluate import evaluate, parse_against
 from ganforge.tasks.sampling import Sampler
 
-TRAINING_METRICS = ("cas",)  # computed here, not by metrics.evaluate
+TRAINING_METRICS = ("cas", "accuracy")  # computed here, not by metrics.evaluate
 
 
 def split_metrics(metrics: str | list[str]) -> tuple[list[str], list[str]]:
@@ -43,6 +43,33 @@ def cas_for(sampler: Sampler, train_data: DataConfig, against: DataConfig, featu
         fake, against, train_source=train_source, arch=path if kind == "classifier" else None,
         seed=seed, progress=progress,
     )
+
+
+def accuracy_for(sampler: Sampler, against: DataConfig) -> dict[str, Any]:
+    """Accuracy and error count of a semi-supervised run's D on every example of `against`."""
+    from ganforge.data import build_dataset
+    from ganforge.metrics.accuracy import classification_scores
+
+    classifier = getattr(sampler, "classifier", None)
+    if classifier is None:
+        raise GanforgeError(
+            "Metric 'accuracy' scores a run's D as a classifier, so it needs a semi-supervised "
+            f"run (task.name=semi-supervised); this run's task is '{sampler.task}'."
+        )
+    dataset = build_dataset(against)
+    if dataset.labels is None:
+        raise GanforgeError(
+            f"Metric 'accuracy' needs labelled data to score against; '{against.source}' has no "
+            "labels. Use --against SOURCE:test of a labelled source."
+        )
+    scores = classification_scores(classifier.probabilities(dataset.x), dataset.labels)
+    scores["protocol"] = {
+        "against": {"source": against.source, "split": against.split},
+        "n": len(dataset),
+        "rule": "argmax of D's K class logits, eval mode (no noise, running BatchNorm "
+                "statistics), every example of the split, no augmentation",
+    }
+    return scores
 
 
 def evaluate_sampler(
@@ -78,6 +105,10 @@ def evaluate_sampler(
         cas = cas_for(sampler, train_data, against, features, seed, progress)
         result.update(cas=cas["cas"], cas_real=cas["cas_real"])
         result["protocol"]["cas"] = cas["protocol"]
+    if "accuracy" in extra:
+        scores = accuracy_for(sampler, against)
+        result["protocol"]["accuracy"] = scores.pop("protocol")
+        result.update(scores)
     return result
 
 
@@ -107,10 +138,12 @@ def evaluate_target(
         )
     if not against:
         raise GanforgeError("Give --against SOURCE[:split], e.g. --against fashion-mnist:test.")
-    if split_metrics(common.get("metrics", []))[1]:
+    run_only = split_metrics(common.get("metrics", []))[1]
+    if run_only:
         raise GanforgeError(
-            "Metric 'cas' trains a classifier on generated images of requested classes, so it "
-            f"needs a class-conditional run directory or checkpoint; '{target}' is not one."
+            f"Metric '{run_only[0]}' needs a run directory or checkpoint ('cas': a "
+            "class-conditional run; 'accuracy': a semi-supervised one); "
+            f"'{target}' is not one."
         )
     from ganforge.metrics.targets import fake_from_target
 

@@ -25,13 +25,14 @@ from ganforge import tasks
 from ganforge.config import Config, DataConfig
 from ganforge.data import Dataset, build_dataset
 from ganforge.data.augment import augment_images
+from ganforge.data.subset import balanced_subset
 from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write_text, remove_stale_temps
 from ganforge.images import save_grid
 from ganforge.report.plots import plot_losses
 from ganforge.training import checkpoint
-from ganforge.training.batches import EpochBatches
+from ganforge.training.batches import EpochBatches, LabelledBatches
 from ganforge.training.checkpoint import checkpoint_step
 from ganforge.training.compat import check_compatible, check_fields, warn_ignored
 from ganforge.training.guards import check_finite, check_losses_now, check_weights
@@ -46,7 +47,8 @@ from ganforge.training.schedule import (
 )
 
 DATA_SEED_OFFSET, NOISE_SEED_OFFSET, FIXED_SEED_OFFSET, AUGMENT_SEED_OFFSET = 0, 1, 2, 3
-LOWER_IS_BETTER = ("fid", "kid", "modes_kl", "ifid")  # every other metric: higher is better
+LABELS_SEED_OFFSET, LABELLED_ORDER_SEED_OFFSET = 4, 5  # the labelled subset and its order
+LOWER_IS_BETTER = ("fid", "kid", "modes_kl", "ifid", "errors")  # every other metric: higher is better
 
 
 @dataclass
@@ -101,13 +103,17 @@ class Trainer:
     def __init__(self, config: Config, run: RunDir) -> None:
         self.config = config
         self.run = run
+        self.notes: list[str] = []  # one-line notices printed when fit() starts
         t = config.train
         self.device = pick_device(t.device)
         self.dataset = build_dataset(config.data)
         task_class = tasks.get(config.task.name)
         check_fields(task_class, self.dataset, config.data.source)
         warn_ignored(config)
-        self.fields = {f: self.dataset.field(f).to(self.device) for f in task_class.needs}
+        labelled = task_class.labelled_subset  # y only for a few examples: its own stream
+        stream = [f for f in task_class.needs if not (labelled and f == "y")]
+        self.fields = {f: self.dataset.field(f).to(self.device) for f in stream}
+        self.labelled = self.labelled_batches() if labelled else None
         torch.manual_seed(t.seed)
         self.noise = torch.Generator().manual_seed(t.seed + NOISE_SEED_OFFSET)
         self.task = task_class(config, self.dataset.info(), self.device, self.noise)
@@ -125,7 +131,23 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.best: dict[str, Any] | None = None
         self.most_modes: float | None = None  # most modes any evaluation of this run covered
-        self.notes: list[str] = []  # one-line notices printed when fit() starts
+
+    def labelled_batches(self) -> LabelledBatches:
+        """The labelled subset (data.labels_per_class per class, seeded) and its batches."""
+        t, data = self.config.train, self.config.data
+        indices = balanced_subset(
+            self.dataset.labels, data.labels_per_class, t.seed + LABELS_SEED_OFFSET,
+            self.dataset.class_names,
+        )
+        order = torch.Generator().manual_seed(t.seed + LABELLED_ORDER_SEED_OFFSET)
+        self.labelled_x = self.fields["x"]
+        self.labelled_y = self.dataset.labels.to(self.device)
+        if data.labels_per_class is not None:
+            self.notes.append(
+                f"labelled subset: {len(indices)} examples ({data.labels_per_class} per class, "
+                f"seed {t.seed + LABELS_SEED_OFFSET}); all {len(self.dataset)} used unlabelled"
+            )
+        return LabelledBatches(indices, t.batch_size, order)
 
     # -- state -----------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -141,10 +163,16 @@ class Trainer:
         extra["rng.torch"] = torch.get_rng_state()
         extra["rng.augment"] = self.augment.get_state()
         extra.update({f"task.{k}": v for k, v in self.task.state_tensors().items()})
+        labelled_values = None
+        if self.labelled is not None:
+            labelled_tensors, labelled_values = self.labelled.state()
+            extra.update({f"labelled.{k}": v for k, v in labelled_tensors.items()})
         if self.device.type == "cuda":
             extra["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         meta = run_meta(self.config, self.dataset)
         meta.update(batches=batch_values, best=self.best, most_modes=self.most_modes)
+        if labelled_values is not None:
+            meta["labelled"] = {**labelled_values, "count": len(self.labelled.indices)}
         path = checkpoint.save(
             self.run.checkpoints, self.step, self.task.modules(), self.task.optimizers(),
             extra, meta,
@@ -168,6 +196,8 @@ class Trainer:
         prefix = "batches."
         batch_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         self.batches.load_state(batch_tensors, meta["batches"])
+        if self.labelled is not None:
+            self.labelled.load_state(checkpoint.module_state(tensors, "labelled"), meta["labelled"])
         self.noise.set_state(tensors["rng.noise"])
         if "rng.augment" in tensors:  # checkpoints from before data.augment have none
             self.augment.set_state(tensors["rng.augment"])
@@ -316,8 +346,14 @@ class Trainer:
         index = self.batches.next().to(self.device)
         batch = {name: values[index] for name, values in self.fields.items()}
         batch["x"] = self.dataset.to_model(batch["x"])
+        if self.labelled is not None:
+            chosen = self.labelled.next().to(self.device)
+            batch["x_labelled"] = self.dataset.to_model(self.labelled_x[chosen])
+            batch["y_labelled"] = self.labelled_y[chosen]
         if self.config.data.augment:
-            batch["x"] = augment_images(batch["x"], self.config.data.augment, self.augment)
+            for name in ("x", "x_labelled"):
+                if name in batch:
+                    batch[name] = augment_images(batch[name], self.config.data.augment, self.augment)
         return batch
 
 
