@@ -140,9 +140,9 @@ def evaluate_target(
         raise GanforgeError("Give --against SOURCE[:split], e.g. --against fashion-mnist:test.")
     run_only = split_metrics(common.get("metrics", []))[1]
     if run_only:
+        kind = {"cas": "class-conditional", "accuracy": "semi-supervised"}[run_only[0]]
         raise GanforgeError(
-            f"Metric '{run_only[0]}' needs a run directory or checkpoint ('cas': a "
-            "class-conditional run; 'accuracy': a semi-supervised one); "
+            f"Metric '{run_only[0]}' needs a {kind} run directory or checkpoint; "
             f"'{target}' is not one."
         )
     from ganforge.metrics.targets import fake_from_target
