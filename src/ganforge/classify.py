@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 
 from ganforge import __version__
 from ganforge.data.folder import IMAGE_SUFFIXES, pixels
 from ganforge.data.transforms import match_channels, resize_square
 from ganforge.errors import GanforgeError
-from ganforge.fileio import atomic_write, atomic_write_text, file_digest
+from ganforge.fileio import atomic_write_text
 from ganforge.tasks.semi_supervised import DClassifier
 from ganforge.training.generator import LoadedRun, load_run
 
@@ -244,7 +242,7 @@ def export_classifier(
     target: str | Path, out: str | Path, *, overwrite: bool = False
 ) -> tuple[Path, dict[str, Any], str]:
     """`ganforge export-classifier`: write D as a classifier file; (path, metadata, SHA-256)."""
-    from ganforge.metrics.classifier import FORMAT, discriminator_net
+    from ganforge.metrics.classifier import discriminator_net, write_classifier_file
 
     out = check_out(out, overwrite)
     loaded, classifier = load_classifier_run(target, "export-classifier")
@@ -255,10 +253,6 @@ def export_classifier(
             f"{height}x{width} images; classify them with `ganforge classify` instead."
         )
     meta = classifier_meta(loaded, classifier)
-    tensors = {
-        k: v.detach().cpu().contiguous().clone() for k, v in classifier.D.state_dict().items()
-    }
+    tensors = {k: v.detach().cpu() for k, v in classifier.D.state_dict().items()}
     discriminator_net(out, meta, tensors)  # what loading will rebuild: check before writing
-    header = {FORMAT: json.dumps(meta, sort_keys=True)}
-    atomic_write(out, lambda tmp: save_file(tensors, str(tmp), metadata=header))
-    return out, meta, file_digest(out)
+    return out, meta, write_classifier_file(tensors, meta, out)

@@ -170,12 +170,19 @@ def accuracy(extractor: ClassifierExtractor, x: torch.Tensor, y: torch.Tensor) -
 # files
 
 
+def write_classifier_file(
+    tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: str | Path
+) -> str:
+    """Write tensors + JSON metadata (one header key) atomically; returns the file's SHA-256."""
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    header = {FORMAT: json.dumps(meta, sort_keys=True)}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
+    return file_digest(path)
+
+
 def save_classifier(extractor: ClassifierExtractor, path: str | Path) -> str:
     """Write the classifier atomically as safetensors + JSON metadata; returns its SHA-256."""
-    tensors = {k: v.detach().contiguous().clone() for k, v in extractor.net.state_dict().items()}
-    header = {FORMAT: json.dumps(extractor.meta, sort_keys=True)}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
-    extractor.digest = file_digest(path)
+    extractor.digest = write_classifier_file(extractor.net.state_dict(), extractor.meta, path)
     return extractor.digest
 
 

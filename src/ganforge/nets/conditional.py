@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
-from ganforge.nets.init import dcgan_init_
+from ganforge.nets.layers import linear_head
 
 CONDITIONS = ("concat", "projection", "acgan")
 LABEL_INPUT_G = ("concat", "acgan")  # conditions whose G reads one_hot(y) next to z
@@ -187,9 +187,7 @@ class ConditionalDiscriminator(Conditioned):
                 else:
                     nn.init.normal_(self.embed.weight, 0.0, init_std)
         elif self.has_classifier:
-            self.classifier = nn.Linear(self.feature_dim, num_classes)
-            if init_std is not None:
-                dcgan_init_(self.classifier, init_std)
+            self.classifier = linear_head(self.feature_dim, num_classes, init_std)
 
     def features(self, x: Tensor, y: Tensor) -> Tensor:
         """(N, *data_shape), (N,) labels -> (N, feature_dim); y is read only by "concat"."""

@@ -46,6 +46,17 @@ def out_activation(kind: str) -> nn.Module:
     return nn.Tanh() if kind == "tanh" else nn.Identity()
 
 
+def linear_head(features: int, outputs: int, init_std: float | None) -> nn.Linear:
+    """A Linear(features, outputs) score head, initialized like the D it goes on: N(0, std)
+    weights and zero bias for init_std (DCGAN init), PyTorch's default for None."""
+    head = nn.Linear(features, outputs)
+    if init_std is not None:
+        with torch.no_grad():
+            nn.init.normal_(head.weight, 0.0, init_std)
+            nn.init.zeros_(head.bias)
+    return head
+
+
 class GaussianNoise(nn.Module):
     """x + N(0, std^2) in training mode, x unchanged in eval mode (a D regularizer).
 

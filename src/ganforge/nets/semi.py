@@ -6,9 +6,10 @@ instead of a separate head (Salimans et al. 2016, sec. 5; Odena 2016 with the ex
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
+
+from ganforge.nets.layers import linear_head
 
 WEIGHT_NORMS = ("none", "d", "both")
 
@@ -26,11 +27,7 @@ class ClassLogitDiscriminator(nn.Module):
         del base.head
         self.base, self.outputs = base, outputs
         self.init_std: float | None = getattr(base, "init_std", None)
-        self.head = nn.Linear(self.feature_dim, outputs)
-        if self.init_std is not None:
-            with torch.no_grad():
-                nn.init.normal_(self.head.weight, 0.0, self.init_std)
-                nn.init.zeros_(self.head.bias)
+        self.head = linear_head(self.feature_dim, outputs, self.init_std)
 
     def features(self, x: Tensor) -> Tensor:
         """(N, *data_shape) -> (N, feature_dim), the base D's penultimate features."""

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrizations
 
 from ganforge.nets.conditional import ConditionalBatchNorm
+from ganforge.nets.layers import linear_head
 
 _SPECTRAL = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -164,11 +165,7 @@ class StabilizedDiscriminator(nn.Module):
             extras.append(MinibatchStd(mbstd_group))
         self.extras = nn.ModuleList(extras)
         self.feature_dim: int = base_dim + minibatch_disc + (1 if mbstd_group > 0 else 0)
-        self.head = nn.Linear(self.feature_dim, 1)
-        if self.init_std is not None:
-            with torch.no_grad():
-                nn.init.normal_(self.head.weight, 0.0, self.init_std)
-                nn.init.zeros_(self.head.bias)
+        self.head = linear_head(self.feature_dim, 1, self.init_std)
 
     def features(self, x: Tensor) -> Tensor:
         """(N, *data_shape) -> (N / pack, feature_dim): base features plus minibatch columns."""

@@ -241,6 +241,11 @@ class AdversarialTask(Task):
             stats["d_skips"] = torch.tensor(self.counters["d_skips"])  # every skip counted
             if skip:
                 return stats
+        self.update_d(loss, stats)
+        return stats
+
+    def update_d(self, loss: torch.Tensor, stats: Stats) -> None:
+        """Step D's optimizer on loss (grad norm into stats on log steps), then clip weights."""
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         if self.collect_grad_norms:
@@ -250,7 +255,6 @@ class AdversarialTask(Task):
             with torch.no_grad():
                 for p in self.D.parameters():
                     p.clamp_(-self.hyper.clip, self.hyper.clip)
-        return stats
 
     def feature_matching(
         self, batch: Batch, fake_v: torch.Tensor, cond: Cond, view

@@ -29,7 +29,7 @@ from ganforge.data.dataset import DataInfo
 from ganforge.errors import GanforgeError
 from ganforge.images import from_uint8
 from ganforge.tasks.adversarial import Cond, Outputs
-from ganforge.tasks.base import Batch, Stats, grad_norm, resolve_hyper
+from ganforge.tasks.base import Batch, Stats, resolve_hyper
 from ganforge.tasks.sampling import Sampler
 from ganforge.tasks.unconditional import UnconditionalTask
 
@@ -161,12 +161,8 @@ class SemiSupervisedTask(UnconditionalTask):
         if self.unsupervised > 0:
             return super().d_step(batch, keep_fake_for_g)
         loss = self.supervised_loss(batch)
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
         stats = {"d_class": loss.detach(), "d_loss": loss.detach()}
-        if self.collect_grad_norms:
-            stats["d_grad_norm"] = grad_norm(self.D)
-        self.opt_d.step()
+        self.update_d(loss, stats)
         self.counters["d_steps"] += 1
         return stats
 

@@ -7,7 +7,7 @@ import warnings
 from typing import Any
 
 from ganforge import nets, tasks
-from ganforge.config import Config, DataConfig, LossConfig, ModelConfig
+from ganforge.config import Config, ModelConfig
 from ganforge.data import Dataset
 from ganforge.data.dataset import FIELD_HELP
 from ganforge.errors import GanforgeError
@@ -84,6 +84,15 @@ ARCH_KEYS = (
 )  # read by some archs only
 
 
+SEMI_SUPERVISED_KEYS = ("data.labels_per_class", "loss.unsupervised_weight", "loss.ssl_form")
+
+
+def key_value(config: Config, key: str) -> Any:
+    """The value of a dotted config key such as 'loss.ssl_form'."""
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
+
+
 def ignored_keys(config: Config) -> list[str]:
     """Keys set away from their defaults that this run's architecture, task or optimizer
     never reads (e.g. model.g_norm with dcgan), each with the reason."""
@@ -99,14 +108,9 @@ def ignored_keys(config: Config) -> list[str]:
     conditional = "y" in task.needs and not semi
     if not conditional and model.condition != defaults.condition:
         found.append(f"model.condition (task.name={config.task.name} has no class labels)")
-    loss_defaults = LossConfig()
-    for key, value in (("data.labels_per_class", config.data.labels_per_class),
-                       ("loss.unsupervised_weight", config.loss.unsupervised_weight),
-                       ("loss.ssl_form", config.loss.ssl_form)):
-        section, name = key.split(".")
-        default = getattr(DataConfig() if section == "data" else loss_defaults, name)
-        if not semi and value != default:
-            found.append(f"{key} (only task.name=semi-supervised uses it)")
+    if not semi:
+        found += [f"{key} (only task.name=semi-supervised uses it)"
+                  for key in SEMI_SUPERVISED_KEYS if key_value(config, key) != key_value(Config(), key)]
     acgan = conditional and model.condition == "acgan"
     if not acgan and config.loss.class_weight != 1.0:
         found.append("loss.class_weight (only model.condition=acgan has a class loss)")

@@ -114,6 +114,7 @@ class Trainer:
         stream = [f for f in task_class.needs if not (labelled and f == "y")]
         self.fields = {f: self.dataset.field(f).to(self.device) for f in stream}
         self.labelled = self.labelled_batches() if labelled else None
+        self.labelled_y = self.dataset.labels.to(self.device) if labelled else None
         torch.manual_seed(t.seed)
         self.noise = torch.Generator().manual_seed(t.seed + NOISE_SEED_OFFSET)
         self.task = task_class(config, self.dataset.info(), self.device, self.noise)
@@ -140,8 +141,6 @@ class Trainer:
             self.dataset.class_names,
         )
         order = torch.Generator().manual_seed(t.seed + LABELLED_ORDER_SEED_OFFSET)
-        self.labelled_x = self.fields["x"]
-        self.labelled_y = self.dataset.labels.to(self.device)
         if data.labels_per_class is not None:
             self.notes.append(
                 f"labelled subset: {len(indices)} examples ({data.labels_per_class} per class, "
@@ -172,7 +171,7 @@ class Trainer:
         meta = run_meta(self.config, self.dataset)
         meta.update(batches=batch_values, best=self.best, most_modes=self.most_modes)
         if labelled_values is not None:
-            meta["labelled"] = {**labelled_values, "count": len(self.labelled.indices)}
+            meta["labelled"] = labelled_values
         path = checkpoint.save(
             self.run.checkpoints, self.step, self.task.modules(), self.task.optimizers(),
             extra, meta,
@@ -348,7 +347,7 @@ class Trainer:
         batch["x"] = self.dataset.to_model(batch["x"])
         if self.labelled is not None:
             chosen = self.labelled.next().to(self.device)
-            batch["x_labelled"] = self.dataset.to_model(self.labelled_x[chosen])
+            batch["x_labelled"] = self.dataset.to_model(self.fields["x"][chosen])
             batch["y_labelled"] = self.labelled_y[chosen]
         if self.config.data.augment:
             for name in ("x", "x_labelled"):
