@@ -22,7 +22,8 @@ EXAMPLES = {
   ganforge sample runs/fm -n 64 --out grid.png
   ganforge sample runs/fm/checkpoints/step-00002000.safetensors -n 10000 --out fake.npy
   ganforge sample runs/cgan -n 8 --class all --out classes.png     # one row per class
-  ganforge sample runs/cgan -n 16 --class Sandal,Bag --out bags.png  # 16 of each""",
+  ganforge sample runs/cgan -n 16 --class Sandal,Bag --out bags.png  # 16 of each
+  ganforge sample runs/style -n 64 --truncation 0.7 --out typical.png  # arch=style only""",
     "eval": """examples:
   ganforge eval runs/fm --against fashion-mnist:test --features classifier:fm.safetensors
   ganforge eval real:fashion-mnist:train --against fashion-mnist:test --metrics fid,kid,pr
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="conditional runs: a class name or index, a comma list, or 'all' "
                         "(-n samples of each, one grid row per class; .npy also writes "
                         "FILE.labels.npy)")
+    sample.add_argument("--truncation", type=float, metavar="PSI",
+                        help="style-based runs: truncation trick, w = w_avg + PSI (w - w_avg), "
+                        "PSI in [0, 1] (1: off; lower: more typical, less varied)")
     _device_option(sample)
 
     add_verb("datasets", help="list data sources and whether they are available here")
@@ -213,6 +217,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     loaded, drawn, written = sample_to_file(
         args.target, args.n, args.seed, args.out, request={"class": args.classes},
         overwrite=args.overwrite, device=pick_device(args.device, "--device"),
+        truncation=args.truncation,
     )
     files = " and ".join(str(p) for p in written)
     print(f"Wrote {len(drawn.x)} samples from step {loaded.step} to {files}")

@@ -93,6 +93,10 @@ class ModelConfig:
     weight_norm: str = "none"
     d_input_noise: float = 0.0
     d_hidden_noise: float = 0.0
+    phase_images: int = 60000
+    w_dim: int = 256
+    mapping_layers: int = 4
+    style_mixing: float = 0.9
 
     CHOICES: ClassVar[dict[str, Any]] = {
         "arch": _registered("ganforge.nets", "ARCHS"),

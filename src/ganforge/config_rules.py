@@ -72,6 +72,10 @@ RANGES: dict[str, Range] = {  # every numeric key; a list key's items are checke
     "model.pack": Range(1, 64),
     "model.mbstd_group": Range(0, 4096),
     "model.minibatch_disc": Range(0, 4096),
+    "model.phase_images": Range(1),
+    "model.w_dim": Range(1, 4096),
+    "model.mapping_layers": Range(1, 16),
+    "model.style_mixing": Range(0, 1),
     "optim.g_lr": Range(0, 1, low_open=True),
     "optim.d_lr": Range(0, 1, low_open=True),
     "optim.betas": Range(0, 1, high_open=True),
@@ -207,6 +211,13 @@ def check_stabilizers(config: Config) -> None:
         raise GanforgeError(
             "model.spectral_norm and model.weight_norm both reparameterize every weight; "
             "pick one (set the other to none)."
+        )
+    equalized = m.arch in ("progressive", "style")
+    if equalized and (m.spectral_norm != "none" or m.weight_norm != "none"):
+        raise GanforgeError(
+            f"model.arch={m.arch} scales every layer with an equalized learning rate; "
+            "model.spectral_norm and model.weight_norm are not built for its layers. Set "
+            "both to none (use loss.r1_gamma to regularize its D)."
         )
     balance = s.d_skip_above is not None or s.g_skip_below is not None
     if balance and loss.name in ("wgan", "wgan-gp"):

@@ -6,8 +6,10 @@ penultimate representation its linear score `head` reads (for feature matching a
 semi-supervised GAN), and `feature_dim` = F. A net may set `init_std` (DCGAN init's std) so
 that layers added around it (class-conditioning, stabilizers) are initialized alike. Adding an
 architecture is one module and one line in `ARCHS` ("mlp", "dcgan", "resnet" for SNGAN's
-ResNets); class-conditioning (nets/conditional.py) and the D stabilizers (nets/stabilize.py:
-spectral norm, PacGAN packing, minibatch std and discrimination) then work for it unchanged.
+ResNets, "progressive" for PGGAN's grown nets, "style" for StyleGAN2's G and residual D;
+the last two place minibatch std inside D themselves); class-conditioning
+(nets/conditional.py) and the D stabilizers (nets/stabilize.py: spectral norm, PacGAN
+packing, minibatch std and discrimination) then work for it unchanged.
 With model.pack = m > 1, D reads m samples per input and returns N/m scores.
 """
 
@@ -21,7 +23,7 @@ from torch import nn
 
 from ganforge.config import ModelConfig
 from ganforge.errors import GanforgeError
-from ganforge.nets import dcgan, mlp, resnet
+from ganforge.nets import dcgan, mlp, progressive, resnet, style
 from ganforge.nets.conditional import (
     CONDITIONS,
     LABEL_INPUT_G,
@@ -31,6 +33,7 @@ from ganforge.nets.conditional import (
     check_num_classes,
     label_input_shape,
 )
+from ganforge.nets.equalized import square_image
 from ganforge.nets.init import dcgan_init_
 from ganforge.nets.layers import D_NORMS, OUT_ACTS, check_choice
 from ganforge.nets.semi import WEIGHT_NORMS, ClassLogitDiscriminator, weight_norm_
@@ -67,6 +70,7 @@ class Arch(NamedTuple):
     generator: Callable[[ModelConfig, Shape, str], nn.Module]
     discriminator: Callable[[ModelConfig, Shape, str], nn.Module]
     reads: tuple[str, ...] = ()  # model.* keys it uses (others are ignored, with a warning)
+    own_mbstd: bool = False  # D places minibatch std itself (model.mbstd_group), not the wrapper
 
 
 def _mlp_g(cfg: ModelConfig, shape: Shape, out_act: str) -> nn.Module:
@@ -105,12 +109,46 @@ def _resnet_d(cfg: ModelConfig, shape: Shape, d_norm: str) -> nn.Module:
     return resnet.ResNetDiscriminator(channels, resolution, cfg.d_width)
 
 
+def _progressive_g(cfg: ModelConfig, shape: Shape, out_act: str) -> nn.Module:
+    """The progressively grown generator (Karras et al. 2018) for cfg."""
+    channels, resolution = square_image(shape, "progressive")
+    return progressive.ProgressiveGenerator(cfg.z_dim, channels, resolution, cfg.g_width, out_act)
+
+
+def _progressive_d(cfg: ModelConfig, shape: Shape, d_norm: str) -> nn.Module:
+    """The progressively grown discriminator for cfg (no norm layers: d_norm is not used)."""
+    channels, resolution = square_image(shape, "progressive")
+    return progressive.ProgressiveDiscriminator(channels, resolution, cfg.d_width, cfg.mbstd_group)
+
+
+def _style_g(cfg: ModelConfig, shape: Shape, out_act: str) -> nn.Module:
+    """The style-based generator (Karras et al. 2019, 2020) for cfg."""
+    channels, resolution = square_image(shape, "style")
+    return style.StyleGenerator(
+        cfg.z_dim, channels, resolution, cfg.g_width, out_act, cfg.w_dim, cfg.mapping_layers,
+        cfg.style_mixing,
+    )
+
+
+def _style_d(cfg: ModelConfig, shape: Shape, d_norm: str) -> nn.Module:
+    """StyleGAN2's residual discriminator for cfg (no norm layers: d_norm is not used)."""
+    channels, resolution = square_image(shape, "style")
+    return style.ResidualDiscriminator(channels, resolution, cfg.d_width, cfg.mbstd_group)
+
+
 ARCHS: dict[str, Arch] = {
     "mlp": Arch(
         _mlp_g, _mlp_d, ("g_hidden", "d_hidden", "g_norm", "d_input_noise", "d_hidden_noise")
     ),
     "dcgan": Arch(_dcgan_g, _dcgan_d, ("g_width", "d_width")),
     "resnet": Arch(_resnet_g, _resnet_d, ("g_width", "d_width")),
+    "progressive": Arch(
+        _progressive_g, _progressive_d, ("g_width", "d_width", "phase_images"), own_mbstd=True
+    ),
+    "style": Arch(
+        _style_g, _style_d, ("g_width", "d_width", "w_dim", "mapping_layers", "style_mixing"),
+        own_mbstd=True,
+    ),
 }
 
 
@@ -127,9 +165,11 @@ def check_packing(cfg: ModelConfig, condition: str) -> None:
 
 
 def _stabilized(cfg: ModelConfig, base_d: nn.Module) -> nn.Module:
-    """base_d wrapped in a StabilizedDiscriminator when packing or a minibatch feature is on."""
-    if cfg.pack > 1 or cfg.mbstd_group > 0 or cfg.minibatch_disc > 0:
-        return StabilizedDiscriminator(base_d, cfg.pack, cfg.mbstd_group, cfg.minibatch_disc)
+    """base_d wrapped in a StabilizedDiscriminator when packing or a minibatch feature is on
+    (minibatch std only for archs that do not place it themselves)."""
+    mbstd = 0 if ARCHS[cfg.arch].own_mbstd else cfg.mbstd_group
+    if cfg.pack > 1 or mbstd > 0 or cfg.minibatch_disc > 0:
+        return StabilizedDiscriminator(base_d, cfg.pack, mbstd, cfg.minibatch_disc)
     return base_d
 
 
@@ -191,6 +231,8 @@ def build_nets(
     g_cfg = dataclasses.replace(cfg, z_dim=cfg.z_dim + num_classes) if label_input else cfg
     d_shape = label_input_shape(shape, num_classes) if condition == "concat" else shape
     base_g = arch.generator(g_cfg, shape, out_act)
+    if label_input and hasattr(base_g, "label_dims"):
+        base_g.label_dims = num_classes  # style mixing keeps a sample's label columns
     base_d = arch.discriminator(cfg, packed_shape(d_shape, cfg.pack), d_norm)
     base_d = _stabilized(cfg, base_d)
     generator = ConditionalGenerator(

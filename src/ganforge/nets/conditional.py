@@ -148,8 +148,9 @@ class ConditionalGenerator(Conditioned):
             raise GanforgeError(
                 f"Config key 'model.condition' is {condition!r}, which conditions G through "
                 f"its BatchNorm layers (class-conditional BatchNorm, Miyato & Koyama 2018), but "
-                f"this generator ({type(base).__name__}) has none. Set model.g_norm=batch to "
-                "give it BatchNorm, or use model.condition=concat."
+                f"this generator ({type(base).__name__}) has none. Use model.condition=concat "
+                "or acgan, or a G with BatchNorm (dcgan, resnet, or mlp with "
+                "model.g_norm=batch)."
             )
 
     def forward(self, z: Tensor, y: Tensor) -> Tensor:

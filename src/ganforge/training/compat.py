@@ -36,7 +36,8 @@ def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> 
         problems.append(f"task.name was {meta.get('task')!r}, now {config.task.name!r}")
     model_keys = ("arch", "z_dim", "g_width", "d_width", "g_hidden", "d_hidden", "d_norm")
     shaping = (
-        "condition", "spectral_norm", "pack", "mbstd_group", "minibatch_disc", "weight_norm"
+        "condition", "spectral_norm", "pack", "mbstd_group", "minibatch_disc", "weight_norm",
+        "phase_images", "w_dim", "mapping_layers",
     )
     defaults = ModelConfig()  # what checkpoints from before a key existed were trained with
     for key in (*model_keys, *shaping):
@@ -80,7 +81,8 @@ def check_same_optimizer(saved: dict[str, Any], config: Config) -> None:
 
 
 ARCH_KEYS = (
-    "g_hidden", "d_hidden", "g_norm", "g_width", "d_width", "d_input_noise", "d_hidden_noise"
+    "g_hidden", "d_hidden", "g_norm", "g_width", "d_width", "d_input_noise", "d_hidden_noise",
+    "phase_images", "w_dim", "mapping_layers", "style_mixing",
 )  # read by some archs only
 
 

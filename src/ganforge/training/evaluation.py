@@ -120,6 +120,20 @@ def is_run(target: str) -> bool:
     return path.is_dir() and ((path / "checkpoints").is_dir() or path.name == "checkpoints")
 
 
+def refuse_growing(generator: Any, step: int) -> None:
+    """Metrics of a progressively grown G are taken at its final resolution only: refuse a
+    checkpoint from before its last level was in."""
+    from ganforge.nets.progressive import current_resolution, growing
+
+    if growing(generator):
+        side = current_resolution(generator)
+        raise GanforgeError(
+            f"This checkpoint (step {step}) is still growing: its generator works at "
+            f"{side}x{side}, and metrics are computed at the final resolution only. Evaluate a "
+            "later checkpoint (the run's metrics.jsonl says from which step), or train longer."
+        )
+
+
 def evaluate_target(
     target: str, *, against: str | None, labels: str = "uniform", device: Any = "cpu",
     **common: Any,
@@ -131,6 +145,7 @@ def evaluate_target(
         from ganforge.training.loop import default_against
 
         loaded = load_run(target, device)
+        refuse_growing(loaded.sampler.G, loaded.step)
         return evaluate_sampler(
             loaded.sampler, loaded.config.data,
             against=against or default_against(loaded.config.data), labels=labels,

@@ -17,6 +17,7 @@ from ganforge.data.dataset import DataInfo, to_data_scale
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write
 from ganforge.images import save_grid
+from ganforge.nets.style import check_truncation, set_truncation
 from ganforge.tasks.sampling import Drawn, Sampler
 from ganforge.training import checkpoint
 
@@ -95,14 +96,17 @@ def write_samples(
 
 def sample_to_file(
     target: str | Path, n: int, seed: int, out: str | Path, *, request: dict[str, Any] | None,
-    overwrite: bool = False, device: str | torch.device = "cpu",
+    overwrite: bool = False, device: str | torch.device = "cpu", truncation: float | None = None,
 ) -> tuple[LoadedRun, Drawn, list[Path]]:
-    """`ganforge sample`: checks the output, draws from the run, writes the file(s)."""
+    """`ganforge sample`: checks the output, draws from the run (with the truncation trick
+    when given: style-based generators only), writes the file(s)."""
     out = Path(out)
     if out.suffix not in (".png", ".npy"):
         raise GanforgeError(f"--out must end in .png (a grid) or .npy (raw samples); got '{out}'.")
     if n < 1:
         raise GanforgeError("-n must be at least 1.")
+    if truncation is not None:
+        check_truncation(truncation)
     targets = [out] + ([labels_path(out)] if out.suffix == ".npy" else [])
     existing = [str(p) for p in targets if p.exists()]
     if existing and not overwrite:
@@ -110,6 +114,8 @@ def sample_to_file(
             f"'{existing[0]}' exists. Pick another --out or pass --overwrite."
         )
     loaded = load_run(target, device)
+    if truncation is not None:
+        set_truncation(loaded.sampler.G, truncation)
     drawn = loaded.sampler.draw(n, seed, request)
     written = write_samples(loaded, drawn, out, f"{len(drawn.x)} samples, step {loaded.step}")
     return loaded, drawn, written

@@ -30,6 +30,13 @@ from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write_text, remove_stale_temps
 from ganforge.images import save_grid
+from ganforge.nets.progressive import (
+    current_resolution,
+    growing,
+    growing_parts,
+    growth_images,
+    set_growth,
+)
 from ganforge.report.plots import plot_losses
 from ganforge.training import checkpoint
 from ganforge.training.batches import EpochBatches, LabelledBatches
@@ -118,6 +125,7 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.noise = torch.Generator().manual_seed(t.seed + NOISE_SEED_OFFSET)
         self.task = task_class(config, self.dataset.info(), self.device, self.noise)
+        self.grown = [p for m in self.task.modules().values() for p in growing_parts(m)]
         data_gen = torch.Generator().manual_seed(t.seed + DATA_SEED_OFFSET)
         self.batches = EpochBatches(len(self.dataset), t.batch_size, data_gen)
         self.augment = torch.Generator().manual_seed(t.seed + AUGMENT_SEED_OFFSET)
@@ -214,6 +222,10 @@ class Trainer:
         fake, nrow = self.task.grid(self.fixed_inputs)
         path = self.run.sample_path(self.step)
         if self.dataset.kind == "image":
+            side = current_resolution(self.task.sampler().G)
+            if side is not None and side < fake.shape[-1]:  # growing: show what G makes now
+                step = fake.shape[-1] // side  # G's image is side x side, upsampled (nearest)
+                fake = fake[..., ::step, ::step]
             return save_grid(fake.cpu(), path, nrow=nrow)
         from ganforge.report.scatter import plot_points
 
@@ -226,6 +238,9 @@ class Trainer:
         """Run the configured metrics, log them, and keep the best checkpoint."""
         from ganforge.training.evaluation import evaluate_sampler
 
+        if growing(self.task.sampler().G):
+            logger.log({"step": self.step, "eval_skipped": self.growth_note()})
+            return
         e = self.config.eval
         against = e.against or default_against(self.config.data)
         result = evaluate_sampler(
@@ -235,6 +250,8 @@ class Trainer:
         )
         scores = flat_scores(result)
         row = {"step": self.step, **{f"eval/{k}": v for k, v in scores.items()}}
+        if self.grown:
+            row["eval_resolution"] = self.dataset.shape[-1]
         if "mode_histogram" in result:
             row["eval/mode_histogram"] = result["mode_histogram"]
         logger.log(row)
@@ -251,6 +268,19 @@ class Trainer:
         if best is None or (value < best if lower else value > best):
             self.best = {"metric": primary, "value": value, "step": self.step}
             checkpoint.copy_as(self.save_checkpoint(), "best")
+
+    def growth_note(self) -> str:
+        """Why evaluation waits while the nets grow, and from which step it runs."""
+        final = self.dataset.shape[-1]
+        levels = max(p.levels for p in self.grown)
+        phase = self.config.model.phase_images
+        batch = self.config.train.batch_size
+        done = -(-growth_images(phase, levels) // batch) + 1  # first step with growth complete
+        side = current_resolution(self.task.sampler().G)
+        return (
+            f"progressive growing at {side}x{side}: metrics are computed at the final "
+            f"resolution {final}x{final} only, from step {done} on"
+        )
 
     def watch_coverage(self, scores: dict[str, float], logger: RunLogger) -> None:
         """Warn when the modes covered fall below the most this run has covered (collapse)."""
@@ -328,6 +358,9 @@ class Trainer:
         g_turn = self.step > t.d_warmup_steps
         task.collect_grad_norms = log_now
         task.step = self.step
+        if self.grown:  # the growth schedule counts the images shown before this step
+            shown = (self.step - 1) * t.batch_size
+            set_growth(self.grown, shown, self.config.model.phase_images)
         o = self.config.optim
         if o.lr_decay != "none":
             factor = lr_factor(o.lr_decay, self.step, t.steps, o.decay_start)
