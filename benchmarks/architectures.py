@@ -35,13 +35,14 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {  # name -> (config, overrides)
 METRICS = ["fid", "kid", "pr"]
 
 
-def train_for(name: str, seconds: float, root: Path) -> float:
-    """Train variant `name` for `seconds` of wall time; returns the seconds taken."""
+def train_for(name: str, seconds: float, root: Path, extra: list[str]) -> float:
+    """Train variant `name` (plus `extra` overrides) for `seconds` of wall time; returns the
+    seconds taken."""
     config, overrides = VARIANTS[name]
     out = root / name
     command = [sys.executable, "-m", "ganforge.cli", "train", config, "--out", str(out),
                "--overwrite", "--no-progress"]
-    for item in SIZE + overrides:
+    for item in SIZE + overrides + extra:
         command += ["--set", item]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     start = time.perf_counter()
@@ -54,6 +55,7 @@ def train_for(name: str, seconds: float, root: Path) -> float:
     taken = time.perf_counter() - start
     if child.returncode not in (0, 130):
         raise SystemExit(f"{name}: training failed with exit code {child.returncode}")
+    (out / "train_seconds.json").write_text(json.dumps(taken))
     return taken
 
 
@@ -66,6 +68,10 @@ def main() -> None:
     parser.add_argument("--root", default="runs/bench-architectures")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--json", default="architectures.json")
+    parser.add_argument("--set", dest="extra", action="append", default=[],
+                        metavar="KEY=VALUE", help="one more override for every variant")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="score the runs already in --root (no training)")
     args = parser.parse_args()
     import torch
 
@@ -73,20 +79,27 @@ def main() -> None:
     from ganforge.training.classifier import train_classifier
     from ganforge.training.evaluation import evaluate_sampler
     from ganforge.training.generator import load_run
+    from ganforge.training.loop import default_against
 
     features = args.features or f"classifier:{args.classifier}"
     if features.startswith("classifier:") and not Path(args.classifier).is_file():
         train_classifier("fashion-mnist", args.classifier, progress=False)
     names = args.variants.split(",")
-    trained = {name: train_for(name, args.seconds, Path(args.root)) for name in names}
-    print(f"\nFashion-MNIST 32x32, {args.seconds:.0f} s of training each (1 thread, CPU); "
+    root = Path(args.root)
+    if args.eval_only:
+        trained = {n: json.loads((root / n / "train_seconds.json").read_text()) for n in names}
+    else:
+        trained = {name: train_for(name, args.seconds, root, args.extra) for name in names}
+    seconds_each = max(trained.values())
+    print(f"\nFashion-MNIST 32x32, {seconds_each:.0f} s of training each (1 thread, CPU); "
           f"features {features}; n = {args.n} vs the test split\n")
     print("| arch | widths | train s | steps | images | FID | KID x 1e3 | precision | recall |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     results = {}
     for name in names:
         loaded = load_run(Path(args.root) / name)
-        r = evaluate_sampler(loaded.sampler, loaded.config.data, against="fashion-mnist:test",
+        against = default_against(loaded.config.data)  # the test split at 32x32
+        r = evaluate_sampler(loaded.sampler, loaded.config.data, against=against,
                              metrics=METRICS, features=features, n=args.n, seed=0,
                              progress=False)
         seconds, steps = trained[name], loaded.step
