@@ -49,28 +49,25 @@ def test_style_resume_is_bitwise_exact(tmp_path):
 def test_grids_show_the_current_resolution_and_eval_waits_for_the_last_level(tmp_path):
     features = tmp_path / "fm.safetensors"
     train_classifier("fashion-mnist", features, epochs=1, limit=256, progress=False)
-    sets = PROGRESSIVE + ["train.steps=12", "train.sample_every=3", "eval.every=3",
+    sets = PROGRESSIVE + ["train.steps=15", "train.sample_every=3", "eval.every=3",
                           "eval.metrics=[fid]", f"eval.features=classifier:{features}",
                           "eval.n=64", "data.limit=128"]
     train(configlib.load(None, sets), tmp_path / "run", progress=False)
     sizes = {int(p.stem.split("-")[-1]): Image.open(p).size
              for p in (tmp_path / "run" / "samples").glob("*.png")}
-    # step 3: 4x4; step 6: fading 8x8 in (grid at 8x8); step 9: 8x8; step 12: fading 16x16
-    side = {3: 4, 6: 8, 9: 8, 12: 16}
+    # step 3: 4x4; 6: fading 8x8 in (grid at 8x8); 9: 8x8; 12: fading 16x16 in; 15: 16x16
+    side = {3: 4, 6: 8, 9: 8, 12: 16, 15: 16}
     nrow = math.ceil(math.sqrt(configlib.load(None, sets).train.num_samples))
-    assert sorted(sizes) == [3, 6, 9, 12]
+    assert sorted(sizes) == sorted(side)
     for step, (width, height) in sizes.items():  # save_grid pads each image by 2 pixels
         assert width == height == nrow * (side[step] + 2) + 2, (step, width)
-    rows = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl")
-            if "eval_skipped" in r or "eval/fid" in r]
-    assert [r["step"] for r in rows] == [3, 6, 9, 12]
-    assert all("eval_skipped" in r for r in rows)  # 16x16 is still fading in at step 12
-    assert "final resolution 16x16 only, from step 13" in rows[0]["eval_skipped"]
-    train(configlib.load(None, sets + ["train.steps=15"]), tmp_path / "run2",
-          progress=False)
-    last = [r for r in read_metrics(tmp_path / "run2" / "metrics.jsonl") if r["step"] == 15]
-    scored = [r for r in last if "eval/fid" in r]
-    assert scored and scored[0]["eval_resolution"] == 16
+    rows = {r["step"]: r for r in read_metrics(tmp_path / "run" / "metrics.jsonl")
+            if "eval_skipped" in r or "eval/fid" in r}
+    assert sorted(rows) == [3, 6, 9, 12, 15]
+    # 16x16 is still fading in at step 12: skipped until then, scored at 16x16 from step 13
+    assert all("eval_skipped" in rows[s] and "eval/fid" not in rows[s] for s in (3, 6, 9, 12))
+    assert "final resolution 16x16 only, from step 13" in rows[3]["eval_skipped"]
+    assert "eval_skipped" not in rows[15] and rows[15]["eval_resolution"] == 16
 
 
 @pytest.fixture(scope="module")

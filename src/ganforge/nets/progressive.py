@@ -66,24 +66,36 @@ def growth_images(phase_images: int, levels: int) -> int:
 
 
 class Growing(nn.Module):
-    """What a grown net shares: its level count, final resolution and `stage` buffer."""
+    """What a grown net shares: its level count, final resolution and `stage` buffer.
+
+    The buffer carries the stage into checkpoints; forward passes read a Python copy of it
+    (kept in step by set_stage and state-dict loading), so no pass waits on the device.
+    """
 
     def __init__(self, resolution: int, name: str) -> None:
         super().__init__()
         self.levels = check_resolution(resolution, name, BASE)
         self.resolution = resolution
         self.register_buffer("stage", torch.tensor([float(self.levels), 1.0]))
+        self._stage = (self.levels, 1.0)
 
     def set_stage(self, level: int, alpha: float) -> None:
         """Work at `level` (0 is 4x4) with the newest level faded in by alpha in [0, 1]."""
         if not 0 <= level <= self.levels or not 0.0 <= alpha <= 1.0:
             raise ValueError(f"stage ({level}, {alpha}) outside 0..{self.levels}, [0, 1]")
-        self.stage.copy_(torch.tensor([float(level), float(alpha)]))
+        stage = torch.tensor([float(level), float(alpha)])  # float32, as the buffer holds it
+        self.stage.copy_(stage)
+        self._stage = (int(level), float(stage[1]))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Load as nn.Module does, then refresh the Python copy of the stage."""
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        level, alpha = self.stage.tolist()
+        self._stage = (int(level), float(alpha))
 
     def current(self) -> tuple[int, float]:
         """(level, alpha) now."""
-        level, alpha = self.stage.tolist()
-        return int(level), float(alpha)
+        return self._stage
 
     @property
     def current_resolution(self) -> int:
