@@ -20,7 +20,7 @@ def images(n: int = 16, c: int = 3, size: int = 16, seed: int = 0) -> torch.Tens
 
 
 def test_augments_names_every_op_in_order():
-    assert AUGMENTS == ("flip", "crop", "rotate", "color")
+    assert AUGMENTS == ("jitter", "flip", "crop", "rotate", "color")
 
 
 @pytest.mark.parametrize("ops", [[name] for name in AUGMENTS] + [list(AUGMENTS)])

@@ -32,6 +32,10 @@ EXAMPLES = {
   ganforge classify runs/ssgan digits/ --out classes.csv
   ganforge classify runs/ssgan photo.png --out photo.csv --resize   # other size or channels
   ganforge classify runs/ssgan/checkpoints/step-00002000.safetensors digits/ --out c.csv""",
+    "translate": """examples:
+  ganforge translate runs/pix2pix edges/ --out photos/
+  ganforge translate runs/cyclegan photos/ --out edges/ --direction BtoA
+  ganforge translate runs/pix2pix sketch.png --out out/ --resize   # other size or channels""",
     "export-classifier": """examples:
   ganforge export-classifier runs/ssgan --out ssgan.safetensors
   ganforge eval runs/fm --against mnist:test --features classifier:ssgan.safetensors""",
@@ -158,6 +162,29 @@ def build_parser() -> argparse.ArgumentParser:
                           "refusing them")
     _device_option(classify)
 
+    translate = add_verb(
+        "translate", help="translate images with an image-to-image run (pix2pix, cyclegan)",
+        description="Translate an image file, or every image in a folder (not its "
+        "subfolders), with a pix2pix or CycleGAN run's generator. Writes OUT/NAME for each "
+        "input NAME, in the format of its suffix; refuses to overwrite without --overwrite.",
+        epilog=EXAMPLES["translate"], formatter_class=raw,
+    )
+    translate.add_argument("target", metavar="RUN",
+                           help="image-to-image run directory (newest checkpoint) or checkpoint")
+    translate.add_argument("input", metavar="INPUT", help="an image file or a folder of images "
+                           "(.png .jpg .jpeg .webp .bmp)")
+    translate.add_argument("--out", required=True, help="the folder to write translations to")
+    translate.add_argument("--direction", choices=("AtoB", "BtoA"),
+                           help="AtoB or BtoA (default: the run's data.direction; cyclegan "
+                           "runs translate both ways)")
+    translate.add_argument("--overwrite", action="store_true",
+                           help="replace existing output files")
+    translate.add_argument("--resize", action="store_true",
+                           help="convert images whose channels or size differ from the run's "
+                           "(gray/RGB matched, shorter side resized, center crop) instead of "
+                           "refusing them")
+    _device_option(translate)
+
     export = add_verb(
         "export-classifier", help="write a semi-supervised run's D as a classifier file",
         description="Write the discriminator of a semi-supervised run as a classifier file "
@@ -203,11 +230,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  samples:     {result.sample_grid}")
     if result.loss_plot:
         print(f"  loss plot:   {result.loss_plot}")
-    print(f"  next: ganforge sample {result.run_dir} -n 64 --out samples.png")
+    print(f"  next: {next_command(result.run_dir)}")
     if result.interrupted:
         print(f"  resume: ganforge train --resume {result.run_dir}")
         return 130
     return 0
+
+
+def next_command(run_dir: Path) -> str:
+    """What a user types after training: sample a GAN, translate with an image-to-image run."""
+    from ganforge import config as configlib
+    from ganforge import tasks
+
+    task = tasks.get(configlib.load(Path(run_dir) / "config.yaml").task.name)
+    if "x_b" in task.needs:
+        return f"ganforge translate {run_dir} INPUT_FOLDER --out translated/"
+    return f"ganforge sample {run_dir} -n 64 --out samples.png"
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -283,6 +321,22 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_translate(args: argparse.Namespace) -> int:
+    from ganforge.devices import pick_device
+    from ganforge.translate import translate_images
+
+    result = translate_images(
+        args.target, args.input, args.out, direction=args.direction, resize=args.resize,
+        overwrite=args.overwrite, device=pick_device(args.device, "--device"),
+    )
+    for line in result.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    n = len(result.files)
+    print(f"Translated {n} image{'s' if n != 1 else ''} {result.direction} (step "
+          f"{result.step}) into {result.out}")
+    return 0
+
+
 def cmd_export_classifier(args: argparse.Namespace) -> int:
     from ganforge.classify import export_classifier
 
@@ -311,6 +365,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "train-classifier": cmd_train_classifier,
     "classify": cmd_classify,
+    "translate": cmd_translate,
     "export-classifier": cmd_export_classifier,
 }
 

@@ -64,11 +64,13 @@ class DataConfig:
     download: bool = True
     augment: list[str] = field(default_factory=list)
     labels_per_class: int | None = None
+    direction: str = "AtoB"
 
     CHOICES: ClassVar[dict[str, tuple]] = {
         "split": ("train", "test"),
+        "direction": ("AtoB", "BtoA"),
         "channels": (None, 1, 3),
-        "augment": ("flip", "crop", "rotate", "color"),
+        "augment": ("flip", "crop", "rotate", "color", "jitter"),
     }
 
 
@@ -97,6 +99,11 @@ class ModelConfig:
     w_dim: int = 256
     mapping_layers: int = 4
     style_mixing: float = 0.9
+    translator: str = "unet"
+    resnet_blocks: int = 6
+    patch_layers: int = 0
+    translator_norm: str = "auto"
+    dropout: float = 0.5
 
     CHOICES: ClassVar[dict[str, Any]] = {
         "arch": _registered("ganforge.nets", "ARCHS"),
@@ -106,6 +113,8 @@ class ModelConfig:
         "out_act": ("auto", "tanh", "none"),
         "spectral_norm": _registered("ganforge.nets", "SPECTRAL_NORMS"),
         "weight_norm": _registered("ganforge.nets", "WEIGHT_NORMS"),
+        "translator": ("unet", "encoder-decoder", "resnet"),
+        "translator_norm": ("auto", "batch", "instance"),
     }
 
 
@@ -126,6 +135,9 @@ class LossConfig:
     g_adversarial: float = 1.0
     unsupervised_weight: float = 1.0
     ssl_form: str = "k"
+    l1_weight: float = 100.0
+    cycle_weight: float = 10.0
+    identity_weight: float = 0.5
 
     CHOICES: ClassVar[dict[str, Any]] = {
         "name": _registered("ganforge.losses", "LOSSES"),
@@ -180,6 +192,7 @@ class StabilizeConfig:
     replay_size: int = 1024
     d_skip_above: float | None = None
     g_skip_below: float | None = None
+    image_pool: int = 50
 
     CHOICES: ClassVar[dict[str, Any]] = {
         "diffaugment": _registered("ganforge.tasks.diffaugment", "POLICIES"),

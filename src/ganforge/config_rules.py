@@ -47,6 +47,7 @@ class Range:
         return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
 
 
+IMAGE_TO_IMAGE = ("pix2pix", "cyclegan")  # tasks whose G has objectives beyond D's verdict
 MAX_RESOLUTION = 1024  # one 1024x1024 RGB float32 image is 12 MiB; a batch of 64, 768 MiB
 RANGES: dict[str, Range] = {  # every numeric key; a list key's items are checked one by one
     "data.resolution": Range(4, MAX_RESOLUTION),
@@ -76,6 +77,13 @@ RANGES: dict[str, Range] = {  # every numeric key; a list key's items are checke
     "model.w_dim": Range(1, 4096),
     "model.mapping_layers": Range(1, 16),
     "model.style_mixing": Range(0, 1),
+    "model.resnet_blocks": Range(1, 64),
+    "model.patch_layers": Range(0, 8),
+    "model.dropout": Range(0, 1, high_open=True),
+    "loss.l1_weight": Range(0),
+    "loss.cycle_weight": Range(0),
+    "loss.identity_weight": Range(0),
+    "stabilize.image_pool": Range(0, 100_000),
     "optim.g_lr": Range(0, 1, low_open=True),
     "optim.d_lr": Range(0, 1, low_open=True),
     "optim.betas": Range(0, 1, high_open=True),
@@ -202,7 +210,13 @@ def check_stabilizers(config: Config) -> None:
             f"({', '.join(smoothable)}); {targetless[0]!r} has scores without a "
             "target. Set loss.label_smoothing=0 or use only those losses."
         )
-    if loss.g_adversarial == 0 and loss.feature_matching == 0:
+    translating = config.task.name in IMAGE_TO_IMAGE  # L1 / cycle terms drive G
+    if translating and loss.g_adversarial == 0 and loss.l1_weight == 0:
+        raise GanforgeError(
+            "loss.g_adversarial=0 and loss.l1_weight=0 leave G without an objective: set "
+            "loss.l1_weight (100 in pix2pix) or loss.g_adversarial above 0."
+        )
+    if loss.g_adversarial == 0 and loss.feature_matching == 0 and not translating:
         raise GanforgeError(
             "loss.g_adversarial=0 leaves G without an objective: give it feature matching "
             "(e.g. loss.feature_matching=1) or set loss.g_adversarial above 0."

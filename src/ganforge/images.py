@@ -47,6 +47,15 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
+def save_image(array: np.ndarray, path: str | Path) -> Path:
+    """Write an HWC uint8 array (1 or 3 channels) atomically, in the format its suffix names
+    (.png, .jpg, .webp, .bmp ...)."""
+    path = Path(path)
+    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    return atomic_write(path, lambda tmp: image.save(tmp, format=fmt))
+
+
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
     """Save model-scale or uint8 images (N, C, H, W) as one PNG grid."""
     if images.dtype != torch.uint8:

@@ -6,6 +6,8 @@ draws are made on the CPU and moved to x's device, so CPU and GPU runs draw the 
 parameters. `augment_images(x, ops, generator)` applies the named ops in the fixed order of
 AUGMENTS, whatever order `ops` lists them in:
 
+- jitter: pix2pix's random jitter: resize to round(H * 286/256) (36 at 32), crop back to H x W
+          at a random offset (the reference's load size / crop size).
 - flip:   horizontal mirror, each image with p = 0.5.
 - crop:   pad by reflection, then crop back to H x W at a random offset: a random translation
           of up to pad pixels each way, pad = max(1, H // 8) (4 px at 32x32, 3 at 28x28).
@@ -33,7 +35,8 @@ import torch.nn.functional as F
 
 from ganforge.errors import GanforgeError, unknown_name
 
-AUGMENTS = ("flip", "crop", "rotate", "color")  # also the order they are applied in
+AUGMENTS = ("jitter", "flip", "crop", "rotate", "color")  # also the order they are applied in
+JITTER_LOAD = 286 / 256  # pix2pix/CycleGAN: load at 286, random crop 256 (Isola et al. 6.1)
 FLIP_P = 0.5
 MAX_DEGREES = 10.0
 BRIGHTNESS = 0.2  # additive, in the [-1, 1] scale
@@ -151,6 +154,25 @@ def crop(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return translate(x, shifts[0], shifts[1], pad)
 
 
+def jitter_size(height: int) -> int:
+    """The load size `jitter` resizes to before cropping back: round(H * 286 / 256)."""
+    return max(height + 1, round(height * JITTER_LOAD))
+
+
+def jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """pix2pix's random jitter: resize (bilinear) to jitter_size(H), crop H x W at a random
+    offset per image."""
+    n, _, h, w = x.shape
+    size = jitter_size(h)
+    big = F.interpolate(x, size=(size, size * w // h), mode="bilinear", align_corners=False)
+    dy = torch.randint(0, big.shape[2] - h + 1, (n,), generator=generator).to(x.device)
+    dx = torch.randint(0, big.shape[3] - w + 1, (n,), generator=generator).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (N, H, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (N, 1, W)
+    picked = big[torch.arange(n, device=x.device)[:, None, None], :, rows, cols]  # N,H,W,C
+    return picked.permute(0, 3, 1, 2).contiguous()
+
+
 def rotate(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Rotate each image by an angle uniform in [-MAX_DEGREES, MAX_DEGREES]."""
     return rotate_degrees(x, uniform(x.shape[0], -MAX_DEGREES, MAX_DEGREES, generator))
@@ -169,7 +191,15 @@ def color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return adjust_color(x, brightness, contrast, saturation)
 
 
-OPS = {"flip": flip, "crop": crop, "rotate": rotate, "color": color}
+OPS = {"jitter": jitter, "flip": flip, "crop": crop, "rotate": rotate, "color": color}
+
+
+def augment_pair(
+    x: torch.Tensor, x_b: torch.Tensor, ops: list[str], generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same augmentation for both images of each pair (one draw; channels stacked)."""
+    both = augment_images(torch.cat([x, x_b], dim=1), ops, generator)
+    return both[:, : x.shape[1]], both[:, x.shape[1] :]
 
 
 def augment_images(x: torch.Tensor, ops: list[str], generator: torch.Generator) -> torch.Tensor:

@@ -16,6 +16,11 @@ FIELD_HELP = {
         "class labels: fashion-mnist, mnist, stacked-mnist (the mode), ring8, grid25, folder:PATH with one subfolder "
         "per class (at least two), or npz:PATH with a y array"
     ),
+    "x_b": (
+        "a second image of each example (image-to-image translation): fashion-edges, "
+        "fashion-edges-unpaired, aligned:PATH (A|B side by side), paired:PATH_A,PATH_B or "
+        "unpaired:PATH (trainA/, trainB/)"
+    ),
 }
 
 
@@ -33,6 +38,8 @@ class Dataset:
     num_classes: int | None = None
     class_names: list[str] | None = None
     label_note: str | None = None  # why there are no labels and how to add them, if none
+    x_b: torch.Tensor | None = None  # the other domain's images (image-to-image), uint8
+    paired: bool = True  # x_b[i] is x[i]'s target; False: two unpaired collections
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -44,12 +51,14 @@ class Dataset:
 
     @property
     def fields(self) -> tuple[str, ...]:
-        """The batch fields this source can fill: x always, y when it has class labels."""
-        return ("x", "y") if self.labels is not None else ("x",)
+        """The batch fields this source can fill: x always, y with class labels, x_b with a
+        second domain."""
+        fields = ("x", "y") if self.labels is not None else ("x",)
+        return fields + ("x_b",) if self.x_b is not None else fields
 
     def field(self, name: str) -> torch.Tensor:
-        """The tensor behind a batch field: x (examples) or y (labels)."""
-        return {"x": self.x, "y": self.labels}[name]
+        """The tensor behind a batch field: x (examples), y (labels), x_b (other domain)."""
+        return {"x": self.x, "y": self.labels, "x_b": self.x_b}[name]
 
     def info(self) -> DataInfo:
         """What a task needs to know about the data (no examples): kept with checkpoints."""
@@ -59,8 +68,10 @@ class Dataset:
         names = self.class_names
         if names is None and self.num_classes:
             names = [str(k) for k in range(self.num_classes)]
+        shape_b = tuple(self.x_b.shape[1:]) if self.x_b is not None else None
         return DataInfo(
-            self.name, self.kind, self.shape, self.fields, self.num_classes, names, counts
+            self.name, self.kind, self.shape, self.fields, self.num_classes, names, counts,
+            shape_b, self.paired,
         )
 
     def to_model(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,6 +97,8 @@ class DataInfo:
     num_classes: int | None = None
     class_names: list[str] | None = None
     class_counts: list[int] | None = None  # training examples per class
+    shape_b: tuple[int, ...] | None = None  # one x_b example's shape (image-to-image)
+    paired: bool = True  # whether x_b[i] is x[i]'s target
 
     def to_meta(self) -> dict[str, Any]:
         """Plain values for a checkpoint's JSON metadata."""
@@ -97,6 +110,8 @@ class DataInfo:
             "num_classes": self.num_classes,
             "class_names": self.class_names,
             "class_counts": self.class_counts,
+            "shape_b": list(self.shape_b) if self.shape_b is not None else None,
+            "paired": self.paired,
         }
 
     @classmethod
@@ -110,4 +125,6 @@ class DataInfo:
             num_classes=meta.get("num_classes"),
             class_names=meta.get("class_names"),
             class_counts=meta.get("class_counts"),
+            shape_b=tuple(meta["shape_b"]) if meta.get("shape_b") else None,
+            paired=meta.get("paired", True),
         )

@@ -20,6 +20,14 @@ from ganforge.data.dataset import Dataset
 from ganforge.data.folder import load_folder
 from ganforge.data.idx import IDX_SOURCES, load_idx, where
 from ganforge.data.mixtures import MIXTURES, load_mixture
+from ganforge.data.pairs import (
+    PAIRED_BUILTINS,
+    load_aligned,
+    load_fashion_edges,
+    load_paired,
+    load_unpaired,
+    swap_domains,
+)
 from ganforge.data.paths import source_path
 from ganforge.data.stacked import STACKED_SOURCES, load_stacked, stacked_where
 from ganforge.data.transforms import match_channels, resize_square
@@ -42,6 +50,15 @@ PATH_LABELS = {
     "folder": "labels: one subfolder per class (at least two)",
     "npz": "labels: a y (or labels) array of class indices",
     "npy": "labels: none (use npz for labelled data)",
+    "aligned": "pairs (image-to-image): A|B side by side; PATH/train, PATH/test as splits",
+    "paired": "pairs (image-to-image): files matched by name in two folders",
+    "unpaired": "two domains (image-to-image): trainA/, trainB/ (testA/, testB/)",
+}
+EDGES_DESCRIPTION = {
+    "fashion-edges": "Fashion-MNIST pairs: A = Sobel edge map, B = the image (pix2pix)",
+    "fashion-edges-unpaired": (
+        "the same two domains with the pairing hidden in training (CycleGAN); test is paired"
+    ),
 }
 
 PATH_FORMS: dict[str, tuple[str, Callable[[str, DataConfig], Dataset]]] = {
@@ -63,13 +80,19 @@ PATH_FORMS: dict[str, tuple[str, Callable[[str, DataConfig], Dataset]]] = {
         "numpy array: images (N,H,W[,C]) uint8 or float in [0,1], or vectors (N,D)",
         lambda text, cfg: load_array("npy", source_path("npy", text), cfg.source),
     ),
+    "aligned": (
+        "pix2pix layout: images holding A and B side by side (width = 2 x height)",
+        load_aligned,
+    ),
+    "paired": ("two folders PATH_A,PATH_B whose files match by name", load_paired),
+    "unpaired": ("CycleGAN layout: PATH/trainA, PATH/trainB (testA, testB)", load_unpaired),
 }
 
 
 def builtin_names() -> list[str]:
     """Names of the built-in sources, files first (and those built from them), then the
     generated mixtures."""
-    return list(IDX_SOURCES) + list(STACKED_SOURCES) + list(MIXTURES)
+    return list(IDX_SOURCES) + list(STACKED_SOURCES) + list(PAIRED_BUILTINS) + list(MIXTURES)
 
 
 def unknown_source(source: str) -> GanforgeError:
@@ -97,6 +120,8 @@ def load_source(cfg: DataConfig) -> Dataset:
         return load_idx(IDX_SOURCES[source], cfg)
     if source in STACKED_SOURCES:
         return load_stacked(STACKED_SOURCES[source], cfg)
+    if source in PAIRED_BUILTINS:
+        return load_fashion_edges(source, cfg)
     if source in MIXTURES:
         return load_mixture(MIXTURES[source], cfg.split)
     form, sep, rest = source.partition(":")
@@ -105,20 +130,27 @@ def load_source(cfg: DataConfig) -> Dataset:
     raise unknown_source(source)
 
 
-def finish(data: Dataset, cfg: DataConfig) -> Dataset:
-    """Apply data.limit, then (images only) data.channels and data.resolution."""
-    x, labels = data.x, data.labels
+def finish_images(x, cfg: DataConfig, kind: str):
+    """One domain's examples after data.limit, then (images only) channels and resolution."""
     if cfg.limit is not None and cfg.limit < len(x):
         x = x[: cfg.limit]
-        labels = labels[: cfg.limit] if labels is not None else None
-    if data.kind == "image":
+    if kind == "image":
         x = match_channels(x, cfg.channels)
         if cfg.resolution is not None:
             x = resize_square(x, cfg.resolution)
-    x = x.contiguous()
-    if x is data.x and labels is data.labels:
-        return data
-    return dataclasses.replace(data, x=x, labels=labels)
+    return x.contiguous()
+
+
+def finish(data: Dataset, cfg: DataConfig) -> Dataset:
+    """Apply data.limit, then (images only) data.channels and data.resolution, to x and x_b;
+    then data.direction (BtoA swaps the two domains)."""
+    x, labels = finish_images(data.x, cfg, data.kind), data.labels
+    if labels is not None and cfg.limit is not None:
+        labels = labels[: cfg.limit]
+    x_b = None if data.x_b is None else finish_images(data.x_b, cfg, data.kind)
+    if not (x is data.x and labels is data.labels and x_b is data.x_b):
+        data = dataclasses.replace(data, x=x, labels=labels, x_b=x_b)
+    return swap_domains(data) if cfg.direction == "BtoA" else data
 
 
 def build_dataset(cfg: DataConfig) -> Dataset:
@@ -137,6 +169,11 @@ def list_sources(cfg: DataConfig | None = None) -> list[SourceInfo]:
         found, text = stacked_where(stacked, cfg)
         labels = f"labels: the mode ({stacked.num_classes} classes)"
         infos.append(SourceInfo(stacked.name, stacked.description, found, text, labels))
+    fashion = IDX_SOURCES["fashion-mnist"]
+    for name, description in EDGES_DESCRIPTION.items():
+        found, text = where(fashion, cfg)
+        labels = f"labels: {len(fashion.class_names)} classes; pairs A (edges), B (image)"
+        infos.append(SourceInfo(name, description, found, text, labels))
     for mixture in MIXTURES.values():
         labels = f"labels: the mode index ({len(mixture.centers)} classes)"
         infos.append(

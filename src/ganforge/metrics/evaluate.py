@@ -62,6 +62,7 @@ SCORES = {
     "pr": ("precision", "recall"), "dc": ("density", "coverage"),
     "modes": ("modes_covered", "hq_percent", "modes_kl"), "cacc": ("cacc",), "ifid": ("ifid",),
     "cas": ("cas", "cas_real"), "accuracy": ("accuracy", "errors"),
+    "l1": ("l1",), "psnr": ("psnr",), "ssim": ("ssim",), "cycle": ("cycle_l1",),
 }
 FEATURE_KINDS = ("inception", "classifier")  # inception[:PATH] or classifier:PATH
 SPLITS = ("train", "test")

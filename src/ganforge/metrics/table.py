@@ -24,6 +24,11 @@ ROWS = (
     ("intra-FID", "ifid", None),
     ("CAS", "cas", None),
     ("CAS real data", "cas_real", None),
+    ("accuracy", "accuracy", None),
+    ("L1 to target", "l1", None),
+    ("PSNR (dB)", "psnr", None),
+    ("SSIM", "ssim", None),
+    ("cycle L1", "cycle_l1", None),
 )
 
 
@@ -86,6 +91,8 @@ def _protocol_lines(protocol: dict[str, Any]) -> list[tuple[str, str]]:
         lines.insert(2, ("fake labels", str(protocol["fake_labels"])))
     if "reference_cache" in protocol:
         lines.append(("ref. cache", str(protocol["reference_cache"])))
+    for key, note in protocol.get("translation", {}).items():
+        lines.append((key, str(note)))
     return lines
 
 

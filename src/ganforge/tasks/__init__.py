@@ -10,6 +10,8 @@ from __future__ import annotations
 from ganforge.errors import unknown_name
 from ganforge.tasks.base import Hyper, Task, resolve_hyper
 from ganforge.tasks.conditional import ConditionalTask
+from ganforge.tasks.cyclegan import CycleGANTask
+from ganforge.tasks.pix2pix import Pix2PixTask
 from ganforge.tasks.sampling import Drawn, Sampler
 from ganforge.tasks.semi_supervised import SemiSupervisedTask
 from ganforge.tasks.unconditional import UnconditionalTask
@@ -35,12 +37,16 @@ def get(name: str) -> type[Task]:
 register(UnconditionalTask)
 register(ConditionalTask)
 register(SemiSupervisedTask)
+register(Pix2PixTask)
+register(CycleGANTask)
 
 __all__ = [
     "TASKS",
     "ConditionalTask",
+    "CycleGANTask",
     "Drawn",
     "Hyper",
+    "Pix2PixTask",
     "Sampler",
     "SemiSupervisedTask",
     "Task",

@@ -13,7 +13,10 @@ checkpoints, logging, sampling and evaluation only ever talk to this interface:
   exactly (extra state such as a replay buffer goes in `state_tensors`).
 - `d_step(batch, keep_fake_for_g)` and `g_step(batch)`: the two phases, on dict batches; each
   returns detached statistics.
-- `fixed_inputs(n, generator)` and `grid(inputs)`: what the training sample grid shows.
+- `fixed_inputs(n, generator[, examples])` and `grid(inputs)`: what the training sample grid
+  shows (tasks with `shows_examples`, such as image-to-image, get fixed training examples).
+- `needs` with "x_b": a second domain (image-to-image); when the source is unpaired the loop
+  draws x_b in its own order, so batches never pair an image with its counterpart.
 - `sampler()` and the class method `load_sampler(config, info, tensors, ...)`: a Sampler over
   the live generator, or one rebuilt from checkpoint metadata and tensors alone (no data).
 """
@@ -99,6 +102,7 @@ class Task:
     name: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ("x",)
     labelled_subset: ClassVar[bool] = False  # y only on data.labels_per_class examples
+    shows_examples: ClassVar[bool] = False  # fixed_inputs takes fixed training examples
     hyper: Hyper  # n_critic tells the loop how many D phases come before each G phase
     collect_grad_norms: bool = False  # set by the loop on log steps
     step: int = 0  # the loop's current step, set before each one (for annealed schedules)
@@ -134,8 +138,11 @@ class Task:
         raise NotImplementedError
 
     # -- what the run shows and what users sample ------------------------------------------------
-    def fixed_inputs(self, n: int, generator: torch.Generator) -> Batch:
-        """The inputs of the training sample grid, drawn once per run from `generator`."""
+    def fixed_inputs(
+        self, n: int, generator: torch.Generator, examples: Batch | None = None
+    ) -> Batch:
+        """The inputs of the training sample grid, drawn once per run from `generator`;
+        with `shows_examples`, `examples` holds n training examples (model scale) to show."""
         raise NotImplementedError
 
     def grid(self, inputs: Batch) -> tuple[torch.Tensor, int | None]:

@@ -37,7 +37,8 @@ def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> 
     model_keys = ("arch", "z_dim", "g_width", "d_width", "g_hidden", "d_hidden", "d_norm")
     shaping = (
         "condition", "spectral_norm", "pack", "mbstd_group", "minibatch_disc", "weight_norm",
-        "phase_images", "w_dim", "mapping_layers",
+        "phase_images", "w_dim", "mapping_layers", "translator", "resnet_blocks",
+        "patch_layers", "translator_norm",
     )
     defaults = ModelConfig()  # what checkpoints from before a key existed were trained with
     for key in (*model_keys, *shaping):
@@ -87,6 +88,25 @@ ARCH_KEYS = (
 
 
 SEMI_SUPERVISED_KEYS = ("data.labels_per_class", "loss.unsupervised_weight", "loss.ssl_form")
+TRANSLATION_KEYS = (
+    "data.direction", "model.translator", "model.resnet_blocks", "model.patch_layers",
+    "model.translator_norm", "model.dropout", "loss.l1_weight", "loss.cycle_weight",
+    "loss.identity_weight", "stabilize.image_pool",
+)  # read by the image-to-image tasks only
+# what the image-to-image tasks never read (their nets and phases are their own)
+NOT_TRANSLATION_KEYS = (
+    "model.arch", "model.z_dim", "model.g_hidden", "model.d_hidden", "model.g_norm",
+    "model.d_norm", "model.out_act", "model.condition", "model.spectral_norm", "model.pack",
+    "model.mbstd_group", "model.minibatch_disc", "model.weight_norm", "loss.gp_weight",
+    "loss.clip", "loss.mix", "loss.r1_gamma", "loss.dragan_weight", "loss.label_smoothing",
+    "loss.feature_matching", "stabilize.instance_noise", "stabilize.diffaugment",
+    "stabilize.ema", "stabilize.replay", "stabilize.d_skip_above", "stabilize.g_skip_below",
+)
+
+
+def changed(config: Config, keys: tuple[str, ...]) -> list[str]:
+    """The keys whose value differs from the default config's."""
+    return [key for key in keys if key_value(config, key) != key_value(Config(), key)]
 
 
 def key_value(config: Config, key: str) -> Any:
@@ -106,13 +126,18 @@ def ignored_keys(config: Config) -> list[str]:
         if key not in reads and getattr(model, key) != getattr(defaults, key)
     ]
     task = tasks.get(config.task.name)
+    if "x_b" in task.needs:
+        return [f"{key} (task.name={config.task.name} does not use it)"
+                for key in changed(config, NOT_TRANSLATION_KEYS)]
+    found += [f"{key} (only the image-to-image tasks, pix2pix and cyclegan, use it)"
+              for key in changed(config, TRANSLATION_KEYS)]
     semi = task.labelled_subset
     conditional = "y" in task.needs and not semi
     if not conditional and model.condition != defaults.condition:
         found.append(f"model.condition (task.name={config.task.name} has no class labels)")
     if not semi:
         found += [f"{key} (only task.name=semi-supervised uses it)"
-                  for key in SEMI_SUPERVISED_KEYS if key_value(config, key) != key_value(Config(), key)]
+                  for key in changed(config, SEMI_SUPERVISED_KEYS)]
     acgan = conditional and model.condition == "acgan"
     if not acgan and config.loss.class_weight != 1.0:
         found.append("loss.class_weight (only model.condition=acgan has a class loss)")

@@ -12,15 +12,18 @@ from ganforge.config import DataConfig
 from ganforge.errors import GanforgeError
 from ganforge.metrics.evaluate import evaluate, parse_against
 from ganforge.tasks.sampling import Sampler
+from ganforge.tasks.translation import TranslationSampler
 
 TRAINING_METRICS = ("cas", "accuracy")  # computed here, not by metrics.evaluate
+TRANSLATION_METRICS = ("l1", "psnr", "ssim", "cycle")  # image-to-image runs only
 
 
 def split_metrics(metrics: str | list[str]) -> tuple[list[str], list[str]]:
     """(metrics for metrics.evaluate, metrics computed here) from a list or comma string."""
     names = metrics.split(",") if isinstance(metrics, str) else list(metrics)
     names = [m.strip().lower() for m in names if m.strip()]
-    return [m for m in names if m not in TRAINING_METRICS], [m for m in names if m in TRAINING_METRICS]
+    here = TRAINING_METRICS + TRANSLATION_METRICS
+    return [m for m in names if m not in here], [m for m in names if m in here]
 
 
 def cas_for(sampler: Sampler, train_data: DataConfig, against: DataConfig, features: str,
@@ -93,6 +96,18 @@ def evaluate_sampler(
     """
     standard, extra = split_metrics(metrics)
     against = parse_against(against)
+    if isinstance(sampler, TranslationSampler):
+        return evaluate_translation(
+            sampler, against, standard + extra, features=features, n=n, seed=seed,
+            progress=progress, device=device,
+        )
+    pixel = [m for m in extra if m in TRANSLATION_METRICS]
+    if pixel:
+        raise GanforgeError(
+            f"Metric '{pixel[0]}' compares translations with their targets, so it needs an "
+            f"image-to-image run (task.name=pix2pix or cyclegan); this run's task is "
+            f"'{sampler.task}'."
+        )
     result: dict[str, Any] = {
         "protocol": {"against": {"source": against.source, "split": against.split}}
     }
@@ -110,6 +125,83 @@ def evaluate_sampler(
         result["protocol"]["accuracy"] = scores.pop("protocol")
         result.update(scores)
     return result
+
+
+def other_direction(direction: str) -> str:
+    """AtoB <-> BtoA."""
+    return "BtoA" if direction == "AtoB" else "AtoB"
+
+
+def evaluate_translation(
+    sampler: TranslationSampler, against: DataConfig, metrics: list[str], *, features: str,
+    n: int | None, seed: int, progress: bool, device: str,
+) -> dict[str, Any]:
+    """A translator's metrics on the first n examples of `against` (the test split of its
+    paired or unpaired source; all of them by default): l1, psnr, ssim of each output against
+    its target (paired sources), cycle (the reconstruction error, two-way runs), and every
+    metrics.evaluate metric (fid, kid, cacc, ...) of the outputs against the real images of the
+    target domain, with the input's class as the label cacc checks (is the class kept?)."""
+    from ganforge.data import build_dataset
+    from ganforge.images import to_uint8
+    from ganforge.metrics.translation import l1_error, pixel_metrics
+
+    data = build_dataset(against)
+    if data.x_b is None:
+        raise GanforgeError(
+            f"An image-to-image run is scored on a source with two domains; '{against.source}' "
+            "has one. Use --against with the run's own source (the default), e.g. "
+            "fashion-edges:test."
+        )
+    count = len(data) if n is None else min(n, len(data))
+    inputs = data.x[:count]
+    translated = sampler.translate(data.to_model(inputs))  # model scale, for the cycle
+    outputs = to_uint8(translated)
+    pixel = [m for m in metrics if m in ("l1", "psnr", "ssim")]
+    if pixel and not data.paired:
+        raise GanforgeError(
+            f"Metric '{pixel[0]}' compares each output with its target, but '{against.source}' "
+            f"({against.split}) is unpaired. Drop {', '.join(pixel)}, or score against paired "
+            "test data (fashion-edges-unpaired's test split is paired)."
+        )
+    result: dict[str, Any] = {}
+    notes = {
+        "inputs": f"the first {count} examples of {against.source}:{against.split}, in order, "
+                  f"translated {sampler.forward} in eval mode",
+    }
+    if pixel:
+        result.update(pixel_metrics(pixel, outputs, data.x_b[:count]))
+        notes["pixels"] = "outputs vs their targets in [0, 1]; psnr, ssim per image, then mean"
+    if "cycle" in metrics:
+        backward = other_direction(sampler.forward)
+        if backward not in sampler.directions:
+            raise GanforgeError(
+                f"Metric 'cycle' needs a run that translates both ways (task.name=cyclegan); "
+                f"this one is '{sampler.task}'."
+            )
+        back = to_uint8(sampler.translate(translated, backward))
+        result["cycle_l1"] = l1_error(back, inputs)
+        notes["cycle"] = f"l1 of {backward}({sampler.forward}(x)) against x, in [0, 1]"
+    protocol: dict[str, Any] = {
+        "against": {"source": against.source, "split": against.split},
+        "fake": f"translator ({sampler.task})", "n_fake": count, "seed": seed,
+    }
+    standard = [m for m in metrics if m not in TRANSLATION_METRICS]
+    if standard:
+        labels = data.labels[:count] if data.labels is not None else None
+        fake = (outputs, labels) if labels is not None else outputs
+        target_domain = dataclasses.replace(against, direction=other_direction(against.direction))
+        scored = evaluate(
+            fake, against=target_domain, metrics=standard, features=features, n=count,
+            seed=seed, progress=progress, device=device,
+        )
+        protocol = scored.pop("protocol")
+        protocol["fake"] = f"translator ({sampler.task})"
+        notes["reference"] = "the real images of the target domain (its split as above)"
+        if labels is not None:
+            protocol["fake_labels"] = "the class of each input (cacc: is the class kept?)"
+        result.update(scored)
+    protocol["translation"] = notes
+    return {**result, "protocol": protocol}
 
 
 def is_run(target: str) -> bool:

@@ -24,7 +24,7 @@ from ganforge import config as configlib
 from ganforge import tasks
 from ganforge.config import Config, DataConfig
 from ganforge.data import Dataset, build_dataset
-from ganforge.data.augment import augment_images
+from ganforge.data.augment import augment_images, augment_pair
 from ganforge.data.subset import balanced_subset
 from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError
@@ -55,7 +55,8 @@ from ganforge.training.schedule import (
 
 DATA_SEED_OFFSET, NOISE_SEED_OFFSET, FIXED_SEED_OFFSET, AUGMENT_SEED_OFFSET = 0, 1, 2, 3
 LABELS_SEED_OFFSET, LABELLED_ORDER_SEED_OFFSET = 4, 5  # the labelled subset and its order
-LOWER_IS_BETTER = ("fid", "kid", "modes_kl", "ifid", "errors")  # every other metric: higher is better
+DOMAIN_B_SEED_OFFSET = 6  # the order of an unpaired second domain (x_b)
+LOWER_IS_BETTER = ("fid", "kid", "modes_kl", "ifid", "errors", "l1", "cycle_l1")  # every other metric: higher is better
 
 
 @dataclass
@@ -119,7 +120,12 @@ class Trainer:
         warn_ignored(config)
         labelled = task_class.labelled_subset  # y only for a few examples: its own stream
         stream = [f for f in task_class.needs if not (labelled and f == "y")]
-        self.fields = {f: self.dataset.field(f).to(self.device) for f in stream}
+        own_order = "x_b" in stream and not self.dataset.paired  # unpaired: never pair them
+        self.fields = {
+            f: self.dataset.field(f).to(self.device) for f in stream
+            if not (own_order and f == "x_b")
+        }
+        self.domain_b = self.dataset.x_b.to(self.device) if own_order else None
         self.labelled = self.labelled_batches() if labelled else None
         self.labelled_y = self.dataset.labels.to(self.device) if labelled else None
         torch.manual_seed(t.seed)
@@ -128,6 +134,10 @@ class Trainer:
         self.grown = [p for m in self.task.modules().values() for p in growing_parts(m)]
         data_gen = torch.Generator().manual_seed(t.seed + DATA_SEED_OFFSET)
         self.batches = EpochBatches(len(self.dataset), t.batch_size, data_gen)
+        self.batches_b = None
+        if self.domain_b is not None:
+            b_gen = torch.Generator().manual_seed(t.seed + DOMAIN_B_SEED_OFFSET)
+            self.batches_b = EpochBatches(len(self.domain_b), t.batch_size, b_gen)
         self.augment = torch.Generator().manual_seed(t.seed + AUGMENT_SEED_OFFSET)
         if config.data.augment and self.dataset.kind != "image":
             raise GanforgeError(
@@ -135,11 +145,24 @@ class Trainer:
                 f"{config.data.source} holds vectors. Set data.augment=[]."
             )
         fixed = torch.Generator().manual_seed(t.seed + FIXED_SEED_OFFSET)
-        self.fixed_inputs = self.task.fixed_inputs(t.num_samples, fixed)
+        if task_class.shows_examples:
+            shown = self.fixed_examples(t.num_samples, fixed)
+            self.fixed_inputs = self.task.fixed_inputs(t.num_samples, fixed, shown)
+        else:
+            self.fixed_inputs = self.task.fixed_inputs(t.num_samples, fixed)
         self.step = 0
         self.last_checkpoint: Path | None = None
         self.best: dict[str, Any] | None = None
         self.most_modes: float | None = None  # most modes any evaluation of this run covered
+
+    def fixed_examples(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """n training examples drawn once (x and x_b, model scale, CPU) for the sample grid."""
+        index = torch.randperm(len(self.dataset), generator=generator)[:n]
+        shown = {"x": self.dataset.to_model(self.dataset.x[index])}
+        if self.dataset.x_b is not None:
+            index_b = index if self.dataset.paired else index % len(self.dataset.x_b)
+            shown["x_b"] = self.dataset.to_model(self.dataset.x_b[index_b])
+        return shown
 
     def labelled_batches(self) -> LabelledBatches:
         """The labelled subset (data.labels_per_class per class, seeded) and its batches."""
@@ -166,6 +189,10 @@ class Trainer:
         check_weights(self.task.modules(), self.step, self.last_checkpoint)
         batch_tensors, batch_values = self.batches.state()
         extra = {f"batches.{k}": v for k, v in batch_tensors.items()}
+        b_values = None
+        if self.batches_b is not None:
+            b_tensors, b_values = self.batches_b.state()
+            extra.update({f"batches_b.{k}": v for k, v in b_tensors.items()})
         extra["rng.noise"] = self.noise.get_state()
         extra["rng.torch"] = torch.get_rng_state()
         extra["rng.augment"] = self.augment.get_state()
@@ -180,6 +207,8 @@ class Trainer:
         meta.update(batches=batch_values, best=self.best, most_modes=self.most_modes)
         if labelled_values is not None:
             meta["labelled"] = labelled_values
+        if b_values is not None:
+            meta["batches_b"] = b_values
         path = checkpoint.save(
             self.run.checkpoints, self.step, self.task.modules(), self.task.optimizers(),
             extra, meta,
@@ -205,6 +234,10 @@ class Trainer:
         self.batches.load_state(batch_tensors, meta["batches"])
         if self.labelled is not None:
             self.labelled.load_state(checkpoint.module_state(tensors, "labelled"), meta["labelled"])
+        if self.batches_b is not None:
+            self.batches_b.load_state(
+                checkpoint.module_state(tensors, "batches_b"), meta["batches_b"]
+            )
         self.noise.set_state(tensors["rng.noise"])
         if "rng.augment" in tensors:  # checkpoints from before data.augment have none
             self.augment.set_state(tensors["rng.augment"])
@@ -378,14 +411,21 @@ class Trainer:
         index = self.batches.next().to(self.device)
         batch = {name: values[index] for name, values in self.fields.items()}
         batch["x"] = self.dataset.to_model(batch["x"])
+        if self.batches_b is not None:
+            batch["x_b"] = self.domain_b[self.batches_b.next().to(self.device)]
+        if "x_b" in batch:
+            batch["x_b"] = self.dataset.to_model(batch["x_b"])
         if self.labelled is not None:
             chosen = self.labelled.next().to(self.device)
             batch["x_labelled"] = self.dataset.to_model(self.fields["x"][chosen])
             batch["y_labelled"] = self.labelled_y[chosen]
-        if self.config.data.augment:
-            for name in ("x", "x_labelled"):
+        ops = self.config.data.augment
+        if ops and "x_b" in batch and self.dataset.paired:  # one draw for both images of a pair
+            batch["x"], batch["x_b"] = augment_pair(batch["x"], batch["x_b"], ops, self.augment)
+        elif ops:
+            for name in ("x", "x_b", "x_labelled"):
                 if name in batch:
-                    batch[name] = augment_images(batch[name], self.config.data.augment, self.augment)
+                    batch[name] = augment_images(batch[name], ops, self.augment)
         return batch
 
 
