@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+import budget
 
 SIZE = ["data.resolution=32", "log.progress=false", "log.every=50", "train.steps=1000000",
         "train.sample_every=100000", "train.checkpoint_every=100000"]
@@ -36,27 +33,9 @@ METRICS = ["fid", "kid", "pr"]
 
 
 def train_for(name: str, seconds: float, root: Path, extra: list[str]) -> float:
-    """Train variant `name` (plus `extra` overrides) for `seconds` of wall time; returns the
-    seconds taken."""
+    """Train variant `name` (plus `extra` overrides) for `seconds` of wall time."""
     config, overrides = VARIANTS[name]
-    out = root / name
-    command = [sys.executable, "-m", "ganforge.cli", "train", config, "--out", str(out),
-               "--overwrite", "--no-progress"]
-    for item in SIZE + overrides + extra:
-        command += ["--set", item]
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    start = time.perf_counter()
-    child = subprocess.Popen(command, env=env)
-    try:
-        child.wait(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        child.send_signal(signal.SIGINT)  # stop after this step, save a checkpoint
-        child.wait()
-    taken = time.perf_counter() - start
-    if child.returncode not in (0, 130):
-        raise SystemExit(f"{name}: training failed with exit code {child.returncode}")
-    (out / "train_seconds.json").write_text(json.dumps(taken))
-    return taken
+    return budget.train_for(config, root / name, SIZE + overrides + extra, seconds)
 
 
 def main() -> None:

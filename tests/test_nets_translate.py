@@ -50,7 +50,8 @@ def test_encoder_decoder_output_depends_on_the_input_only_through_the_bottleneck
         code = x
         for block in G.down:
             code = block(code)
-        hooked = G.down[-1].register_forward_hook(lambda m, i, o: code)  # pin the code
+        pinned = code.detach()
+        hooked = G.down[-1].register_forward_hook(lambda m, i, o, c=pinned: c)  # pin the code
         y = torch.randn(1, 1, 16, 16)
         outs = (G(x), G(y))
         hooked.remove()

@@ -19,7 +19,7 @@ from ganforge.images import from_uint8, to_uint8
 from ganforge.metrics.translation import l1_error, psnr, ssim
 from ganforge.training.evaluation import evaluate_sampler
 from ganforge.training.generator import load_run
-from ganforge.training.loop import Trainer, default_against, train
+from ganforge.training.loop import Trainer, train
 from ganforge.training.rundir import RunDir
 
 PIX2PIX = [
@@ -252,7 +252,8 @@ def pix2pix_run(tmp_path_factory):
     sets = ["task.name=pix2pix", "data.source=fashion-edges", "data.limit=320",
             "data.resolution=32", "model.g_width=8", "model.d_width=8", "train.steps=150",
             "train.batch_size=16", "train.sample_every=150", "train.checkpoint_every=150",
-            "train.num_samples=8", "log.progress=false", "optim.betas=[0.5, 0.999]"]
+            "train.num_samples=8", "log.progress=false", "optim.betas=[0.5, 0.999]",
+            "eval.every=50", "eval.metrics=[l1, psnr]", "eval.n=64"]
     torch.set_num_threads(1)
     train(configlib.load("configs/fashion_edges_pix2pix.yaml", sets), run, progress=False)
     return run
@@ -271,6 +272,25 @@ def test_short_pix2pix_run_beats_the_identity_mapping_on_test_l1(pix2pix_run):
     outputs = to_uint8(loaded.sampler.translate(from_uint8(test.x)))
     assert result["l1"] == pytest.approx(float((outputs.double() - test.x_b.double())
                                                .abs().mean() / 255))
+
+
+def test_in_training_eval_logs_translation_metrics_and_keeps_the_lowest_l1(pix2pix_run,
+                                                                           capsys):
+    import json
+
+    from ganforge.training.logger import read_metrics
+
+    rows = {r["step"]: r for r in read_metrics(pix2pix_run / "metrics.jsonl")
+            if "eval/l1" in r}
+    assert sorted(rows) == [50, 100, 150] and all("eval/psnr" in r for r in rows.values())
+    best_step = min(rows, key=lambda s: rows[s]["eval/l1"])
+    best = json.loads((pix2pix_run / "checkpoints" / "best.json").read_text())
+    assert best["step"] == best_step and best["best"]["metric"] == "l1"
+    code, out, _ = run_cli(capsys, "eval", pix2pix_run / "checkpoints" / "best.json",
+                           "--metrics", "l1", "--n", "64", "--no-progress")
+    assert code == 0 and "L1 to target" in out
+    shown = float(out.split("L1 to target")[1].split()[0])
+    assert shown == pytest.approx(rows[best_step]["eval/l1"], rel=1e-4)
 
 
 def test_grid_shows_input_output_target(pix2pix_run):

@@ -150,16 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         "CSV with one row per image: file, class, class_index, then p_CLASS for every class.",
         epilog=EXAMPLES["classify"], formatter_class=raw,
     )
-    classify.add_argument("target", metavar="RUN",
-                          help="semi-supervised run directory (newest checkpoint) or checkpoint")
-    classify.add_argument("input", metavar="INPUT", help="an image file or a folder of images "
-                          "(.png .jpg .jpeg .webp .bmp)")
-    classify.add_argument("--out", required=True, help="the CSV file to write")
-    classify.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
-    classify.add_argument("--resize", action="store_true",
-                          help="convert images whose channels or size differ from the run's "
-                          "(gray/RGB matched, shorter side resized, center crop) instead of "
-                          "refusing them")
+    _image_input_options(classify, "semi-supervised", "the CSV file to write",
+                         "replace an existing CSV")
     _device_option(classify)
 
     translate = add_verb(
@@ -169,20 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         "input NAME, in the format of its suffix; refuses to overwrite without --overwrite.",
         epilog=EXAMPLES["translate"], formatter_class=raw,
     )
-    translate.add_argument("target", metavar="RUN",
-                           help="image-to-image run directory (newest checkpoint) or checkpoint")
-    translate.add_argument("input", metavar="INPUT", help="an image file or a folder of images "
-                           "(.png .jpg .jpeg .webp .bmp)")
-    translate.add_argument("--out", required=True, help="the folder to write translations to")
+    _image_input_options(translate, "image-to-image", "the folder to write translations to",
+                         "replace existing output files")
     translate.add_argument("--direction", choices=("AtoB", "BtoA"),
                            help="AtoB or BtoA (default: the run's data.direction; cyclegan "
                            "runs translate both ways)")
-    translate.add_argument("--overwrite", action="store_true",
-                           help="replace existing output files")
-    translate.add_argument("--resize", action="store_true",
-                           help="convert images whose channels or size differ from the run's "
-                           "(gray/RGB matched, shorter side resized, center crop) instead of "
-                           "refusing them")
     _device_option(translate)
 
     export = add_verb(
@@ -197,6 +180,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="where to write the .safetensors file")
     export.add_argument("--overwrite", action="store_true", help="replace an existing file")
     return parser
+
+
+def _image_input_options(
+    parser: argparse.ArgumentParser, kind: str, out_help: str, overwrite_help: str
+) -> None:
+    """RUN INPUT --out --overwrite --resize: the verbs that apply a run to image files."""
+    parser.add_argument("target", metavar="RUN",
+                        help=f"{kind} run directory (newest checkpoint) or checkpoint")
+    parser.add_argument("input", metavar="INPUT", help="an image file or a folder of images "
+                        "(.png .jpg .jpeg .webp .bmp)")
+    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    parser.add_argument("--resize", action="store_true",
+                        help="convert images whose channels or size differ from the run's "
+                        "(gray/RGB matched, shorter side resized, center crop) instead of "
+                        "refusing them")
 
 
 def _device_option(parser: argparse.ArgumentParser) -> None:

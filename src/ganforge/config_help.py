@@ -15,7 +15,10 @@ from ganforge.losses import get_loss
 
 HELP: dict[str, str] = {
     "task.name": "unconditional, conditional, semi-supervised, pix2pix or cyclegan",
-    "data.source": "fashion-mnist, mnist, ring8, grid25, folder:PATH, npz:PATH, npy:PATH",
+    "data.source": (
+        "fashion-mnist, mnist, ring8, grid25, fashion-edges(-unpaired), folder:PATH, npz:PATH, "
+        "npy:PATH, aligned:PATH, paired:A,B, unpaired:PATH"
+    ),
     "data.split": "train or test split of sources that have both",
     "data.dir": "folder holding dataset files (else $GANFORGE_DATA, the cache, /usr/share)",
     "data.resolution": "images resized (shorter side) and center-cropped to this size",
@@ -95,7 +98,7 @@ HELP: dict[str, str] = {
     "stabilize.g_skip_below": "skip G's update while D's batch accuracy is below (null: off)",
     "stabilize.image_pool": "cyclegan: past fakes kept per D, half of D's fakes from it (0: off)",
     "eval.every": "evaluate every N steps during training (0: off)",
-    "eval.metrics": "fid, kid, is, pr, dc, modes, cacc, ifid, cas",
+    "eval.metrics": "fid, kid, is, pr, dc, modes, cacc, ifid, cas, accuracy, l1, psnr, ssim, cycle",
     "eval.features": "inception, inception:PATH or classifier:PATH",
     "eval.n": "samples per side (null: the pinned protocol, 10,000 images / 2,500 points)",
     "eval.against": "reference SOURCE[:split] (null: the run's data, test split)",

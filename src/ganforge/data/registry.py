@@ -109,7 +109,11 @@ def unknown_source(source: str) -> GanforgeError:
 def has_splits(source: str) -> bool:
     """Whether data.split means something for a source: named sets do; a folder or an array
     file is one set of files, read whole whatever data.split says."""
-    form, sep, _ = source.strip().partition(":")
+    form, sep, rest = source.strip().partition(":")
+    if form == "unpaired":  # trainA/, trainB/ and testA/, testB/
+        return True
+    if form == "aligned":  # split subfolders when PATH/train exists, else one set of files
+        return (source_path("aligned", rest) / "train").is_dir()
     return not (sep and form in PATH_FORMS)
 
 

@@ -44,7 +44,9 @@ class CycleGANTask(TranslationTask):
     name = "cyclegan"
     default_norm = "instance"
 
-    def __init__(self, config, info, device, noise) -> None:
+    def __init__(
+        self, config: Config, info: DataInfo, device: torch.device, noise: torch.Generator
+    ) -> None:
         super().__init__(config, info, device, noise)
         if config.loss.identity_weight > 0 and self.shape_a[0] != self.shape_b[0]:
             raise GanforgeError(

@@ -37,7 +37,9 @@ class Pix2PixTask(TranslationTask):
     name = "pix2pix"
     default_norm = "batch"
 
-    def __init__(self, config, info, device, noise) -> None:
+    def __init__(
+        self, config: Config, info: DataInfo, device: torch.device, noise: torch.Generator
+    ) -> None:
         if not info.paired:
             raise GanforgeError(
                 f"task.name=pix2pix learns from pairs (each input with its target), but "

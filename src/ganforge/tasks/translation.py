@@ -9,6 +9,8 @@ norm running statistics, no dropout), so a translation is deterministic.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import torch
@@ -214,20 +216,16 @@ class TranslationTask(Task):
             stats[stat] = torch.linalg.vector_norm(norms)
         optimizer.step()
 
-    def frozen(self, names: list[str]):
-        """Context: the named nets' parameters need no gradients (D during the G phase)."""
-        task = self
-
-        class Frozen:
-            def __enter__(self) -> None:
-                for k in names:
-                    task.nets[k].requires_grad_(False)
-
-            def __exit__(self, *exc) -> None:
-                for k in names:
-                    task.nets[k].requires_grad_(True)
-
-        return Frozen()
+    @contextmanager
+    def frozen(self, names: list[str]) -> Iterator[None]:
+        """The named nets' parameters need no gradients inside (D during the G phase)."""
+        for k in names:
+            self.nets[k].requires_grad_(False)
+        try:
+            yield
+        finally:
+            for k in names:
+                self.nets[k].requires_grad_(True)
 
     # -- grids and samplers -----------------------------------------------------------------------
     def fixed_inputs(

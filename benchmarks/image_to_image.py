@@ -1,0 +1,105 @@
+"""L1-only U-Net vs pix2pix vs CycleGAN (unpaired) on fashion-edges at one fixed CPU budget.
+
+Each method trains its shipped config (configs/fashion_edges_{l1,pix2pix,cyclegan}.yaml,
+32x32) for the same wall-clock budget (--seconds) on one thread, one run after another: a
+short probe run measures its speed, train.steps is set to what fits the budget (so the
+constant-then-linear learning-rate decay completes), and the run is stopped by SIGINT if it
+overruns. Every method is then scored on the first --n pairs of the fashion-edges test split
+(CycleGAN's test split is paired: the truth it never saw): L1, PSNR and SSIM against the
+target; FID and KID of the outputs against the real test garments and cacc, the domain
+classifier's agreement with the input's class (is the garment's class preserved?), both with
+domain-classifier features; CycleGAN's cycle reconstruction error.
+
+    python benchmarks/image_to_image.py --seconds 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import budget
+
+COMMON = ["log.progress=false", "log.every=50", "train.sample_every=100000",
+          "train.checkpoint_every=100000"]
+VARIANTS = {  # name -> config
+    "l1-only": "configs/fashion_edges_l1.yaml",
+    "pix2pix": "configs/fashion_edges_pix2pix.yaml",
+    "cyclegan": "configs/fashion_edges_cyclegan.yaml",
+}
+METRICS = ["l1", "psnr", "ssim", "fid", "kid", "cacc"]
+
+
+def batch_size(config: str) -> int:
+    """train.batch_size of a config file."""
+    from ganforge import config as configlib
+
+    return configlib.load(config).train.batch_size
+
+
+def train_variant(name: str, seconds: float, root: Path, extra: list[str]) -> dict:
+    """Probe, then train one method for the budget; returns its steps and seconds."""
+    config = VARIANTS[name]
+    sets = COMMON + [f"train.batch_size={batch_size(config)}"] + extra
+    steps = budget.calibrated_steps(config, root / name, sets, seconds)
+    taken = budget.train_for(config, root / name, sets + [f"train.steps={steps}"],
+                             1.1 * seconds)
+    return {"planned_steps": steps, "train_seconds": taken}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=600.0, help="wall time per method")
+    parser.add_argument("--classifier", default="fm-classifier.safetensors")
+    parser.add_argument("--n", type=int, default=10000, help="test pairs scored")
+    parser.add_argument("--root", default="runs/bench-image-to-image")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--json", default="image_to_image.json")
+    parser.add_argument("--set", dest="extra", action="append", default=[],
+                        metavar="KEY=VALUE", help="one more override for every method")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="score the runs already in --root (no training)")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    from ganforge.training.classifier import train_classifier
+    from ganforge.training.evaluation import evaluate_sampler
+    from ganforge.training.generator import load_run
+    from ganforge.training.loop import default_against
+
+    if not Path(args.classifier).is_file():
+        train_classifier("fashion-mnist", args.classifier, progress=False)
+    features = f"classifier:{args.classifier}"
+    names, root = args.variants.split(","), Path(args.root)
+    trained = {}
+    for name in names:
+        if args.eval_only:
+            trained[name] = {"train_seconds": json.loads(
+                (root / name / "train_seconds.json").read_text())}
+        else:
+            trained[name] = train_variant(name, args.seconds, root, args.extra)
+    print(f"\nfashion-edges 32x32, about {args.seconds:.0f} s of training each (1 thread, "
+          f"CPU); {args.n} test pairs; FID/KID/cacc with {features}\n")
+    print("| method | train s | steps | L1 | PSNR dB | SSIM | FID | KID x 1e3 | class kept "
+          "| cycle L1 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    results = {}
+    for name in names:
+        loaded = load_run(root / name)
+        metrics = METRICS + (["cycle"] if loaded.config.task.name == "cyclegan" else [])
+        against = default_against(loaded.config.data)
+        r = evaluate_sampler(loaded.sampler, loaded.config.data, against=against,
+                             metrics=metrics, features=features, n=args.n, seed=0,
+                             progress=False)
+        results[name] = {**trained[name], "steps": loaded.step, **r}
+        cycle = f"{r['cycle_l1']:.4f}" if "cycle_l1" in r else "-"
+        print(f"| {name} | {trained[name]['train_seconds']:.0f} | {loaded.step} | "
+              f"{r['l1']:.4f} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['fid']:.2f} | "
+              f"{1e3 * r['kid']:.2f} | {r['cacc']:.3f} | {cycle} |", flush=True)
+    Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
