@@ -16,7 +16,8 @@ checkpoints, logging, sampling and evaluation only ever talk to this interface:
 - `fixed_inputs(n, generator[, examples])` and `grid(inputs)`: what the training sample grid
   shows (tasks with `shows_examples`, such as image-to-image, get fixed training examples).
 - `needs` with "x_b": a second domain (image-to-image); when the source is unpaired the loop
-  draws x_b in its own order, so batches never pair an image with its counterpart.
+  draws x_b in its own order, so batches never pair an image with its counterpart (also for
+  paired data, when the task's `keeps_pairs` is False: CycleGAN learns without pairs).
 - `sampler()` and the class method `load_sampler(config, info, tensors, ...)`: a Sampler over
   the live generator, or one rebuilt from checkpoint metadata and tensors alone (no data).
 """
@@ -103,6 +104,7 @@ class Task:
     needs: ClassVar[tuple[str, ...]] = ("x",)
     labelled_subset: ClassVar[bool] = False  # y only on data.labels_per_class examples
     shows_examples: ClassVar[bool] = False  # fixed_inputs takes fixed training examples
+    keeps_pairs: ClassVar[bool] = True  # batches keep x_b[i] with x[i] when the data is paired
     hyper: Hyper  # n_critic tells the loop how many D phases come before each G phase
     collect_grad_norms: bool = False  # set by the loop on log steps
     step: int = 0  # the loop's current step, set before each one (for annealed schedules)

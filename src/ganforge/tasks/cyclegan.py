@@ -10,8 +10,9 @@ loss.cycle_weight = 10, id = loss.identity_weight = 0.5, a pool of stabilize.ima
 past fakes per D (tasks/pool.py), instance norm, a ResNet G, a PatchGAN D, Adam 2e-4 with
 beta1 0.5, constant then linear decay. Our lsgan g_loss is Mao et al.'s 1/2 (D(G(x)) - 1)^2,
 half the reference's MSE, so the config sets loss.g_adversarial: 2 to keep the paper's
-weighting against lambda. The training batches of an unpaired source pair each a with an
-independently drawn b (the loop gives x_b its own order), so no pairing is ever seen.
+weighting against lambda. The training batches pair each a with an independently drawn b (the
+loop gives x_b its own order, `keeps_pairs = False`), so no pairing is ever seen, even when the
+source is paired.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class CycleGANTask(TranslationTask):
 
     name = "cyclegan"
     default_norm = "instance"
+    keeps_pairs = False  # unpaired learning: B in its own order, even from paired data
 
     def __init__(
         self, config: Config, info: DataInfo, device: torch.device, noise: torch.Generator

@@ -120,7 +120,8 @@ class Trainer:
         warn_ignored(config)
         labelled = task_class.labelled_subset  # y only for a few examples: its own stream
         stream = [f for f in task_class.needs if not (labelled and f == "y")]
-        own_order = "x_b" in stream and not self.dataset.paired  # unpaired: never pair them
+        pairs = self.dataset.paired and task_class.keeps_pairs
+        own_order = "x_b" in stream and not pairs  # unpaired: B in its own order
         self.fields = {
             f: self.dataset.field(f).to(self.device) for f in stream
             if not (own_order and f == "x_b")
@@ -420,7 +421,7 @@ class Trainer:
             batch["x_labelled"] = self.dataset.to_model(self.fields["x"][chosen])
             batch["y_labelled"] = self.labelled_y[chosen]
         ops = self.config.data.augment
-        if ops and "x_b" in batch and self.dataset.paired:  # one draw for both images of a pair
+        if ops and "x_b" in batch and self.batches_b is None:  # one draw for both of a pair
             batch["x"], batch["x_b"] = augment_pair(batch["x"], batch["x_b"], ops, self.augment)
         elif ops:
             for name in ("x", "x_b", "x_labelled"):
