@@ -3,12 +3,14 @@ draw samples and write them as a PNG grid or .npy arrays."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ganforge import config as configlib
 from ganforge import tasks
@@ -16,10 +18,13 @@ from ganforge.config import Config
 from ganforge.data.dataset import DataInfo, to_data_scale
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write
-from ganforge.images import save_grid
+from ganforge.images import make_grid, save_grid, to_uint8
+from ganforge.latent import walks
 from ganforge.nets.style import check_truncation, set_truncation
 from ganforge.tasks.sampling import Drawn, Sampler
 from ganforge.training import checkpoint
+
+GIF_MS = 80  # milliseconds per frame of a latent-walk GIF
 
 
 @dataclass
@@ -94,17 +99,66 @@ def write_samples(
     return written
 
 
+def walk_noise(sampler: Sampler, steps: int) -> Callable[[int, torch.Generator], torch.Tensor]:
+    """A replacement for sampler.noise: n // steps walks of `steps` latents each, from one
+    random latent to another along the great circle (latent.walks), row by row."""
+
+    def noise(n: int, generator: torch.Generator) -> torch.Tensor:
+        rows = n // steps
+        ends = torch.randn(2, rows, sampler.G.z_dim, generator=generator)
+        return walks(ends[0], ends[1], steps)
+
+    return noise
+
+
+def save_gif(x: torch.Tensor, steps: int, out: Path) -> Path:
+    """Model-scale images of walks (rows * steps, row by row) as an animated GIF: frame t
+    shows step t of every walk in one grid; the frames go there and back, looping."""
+    x = to_uint8(x).view(-1, steps, *x.shape[1:])
+    order = list(range(steps)) + list(range(steps - 2, 0, -1))
+    frames = [Image.fromarray(squeeze_gray(make_grid(x[:, t]))) for t in order]
+    return atomic_write(out, lambda tmp: frames[0].save(
+        tmp, format="GIF", save_all=True, append_images=frames[1:], duration=GIF_MS, loop=0))
+
+
+def squeeze_gray(array: np.ndarray) -> np.ndarray:
+    """HWC with one channel -> HW, what PIL takes for a gray image."""
+    return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def check_sample_args(out: Path, n: int, interpolate: int | None) -> None:
+    """The output suffix, -n and --interpolate make sense together; clear errors otherwise."""
+    suffixes = (".png", ".npy", ".gif") if interpolate else (".png", ".npy")
+    if out.suffix not in suffixes:
+        gif = " or .gif (an animated walk)" if interpolate else " (.gif with --interpolate)"
+        raise GanforgeError(
+            f"--out must end in .png (a grid) or .npy (raw samples){gif}; got '{out}'."
+        )
+    if n < 1:
+        raise GanforgeError("-n must be at least 1.")
+    if interpolate is not None and interpolate < 2:
+        raise GanforgeError(
+            f"--interpolate {interpolate}: a walk needs at least 2 steps (its two ends); "
+            "e.g. --interpolate 8."
+        )
+    if interpolate is not None and out.suffix != ".gif" and n < interpolate:
+        raise GanforgeError(
+            f"-n {n} is fewer than one walk of --interpolate {interpolate} steps; the grid "
+            f"has one walk per row: use -n {interpolate} or more (a multiple of it)."
+        )
+
+
 def sample_to_file(
     target: str | Path, n: int, seed: int, out: str | Path, *, request: dict[str, Any] | None,
     overwrite: bool = False, device: str | torch.device = "cpu", truncation: float | None = None,
+    interpolate: int | None = None,
 ) -> tuple[LoadedRun, Drawn, list[Path]]:
     """`ganforge sample`: checks the output, draws from the run (with the truncation trick
-    when given: style-based generators only), writes the file(s)."""
+    when given: style-based generators only; as latent walks of `interpolate` steps when
+    given: n // steps walks in a grid or .npy, or a GIF whose frames show n walks), writes
+    the file(s)."""
     out = Path(out)
-    if out.suffix not in (".png", ".npy"):
-        raise GanforgeError(f"--out must end in .png (a grid) or .npy (raw samples); got '{out}'.")
-    if n < 1:
-        raise GanforgeError("-n must be at least 1.")
+    check_sample_args(out, n, interpolate)
     if truncation is not None:
         check_truncation(truncation)
     targets = [out] + ([labels_path(out)] if out.suffix == ".npy" else [])
@@ -116,6 +170,20 @@ def sample_to_file(
     loaded = load_run(target, device)
     if truncation is not None:
         set_truncation(loaded.sampler.G, truncation)
-    drawn = loaded.sampler.draw(n, seed, request)
+    if interpolate is None:
+        drawn = loaded.sampler.draw(n, seed, request)
+    else:
+        loaded.sampler.check_request(request)  # a translator refuses here, before the walk
+        loaded.sampler.noise = walk_noise(loaded.sampler, interpolate)
+        count = n * interpolate if out.suffix == ".gif" else n - n % interpolate
+        drawn = loaded.sampler.draw(count, seed, request)
+        drawn.nrow = interpolate
+        if out.suffix == ".gif":
+            if loaded.kind != "image":
+                raise GanforgeError(
+                    "A .gif walk shows images; this run's data are vectors. Write .png (points "
+                    "along the walks) or .npy."
+                )
+            return loaded, drawn, [save_gif(drawn.x, interpolate, out)]
     written = write_samples(loaded, drawn, out, f"{len(drawn.x)} samples, step {loaded.step}")
     return loaded, drawn, written
