@@ -47,4 +47,20 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2
       || echo "[setup] apt failed; Fashion-MNIST will be downloaded on first use"
   fi
 fi
+
+# Headless Chromium renders the HTML report (tests/test_report.py, scripts/report_screenshot.sh):
+# Debian's chromium package only, never a browser downloaded any other way.
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && $SUDO true 2>/dev/null; then
+    echo "[setup] installing Debian package chromium (renders the HTML report in tests)"
+    ($SUDO apt-get update -qq \
+      && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+      || echo "[setup] warning: apt failed; the report's browser test will fail"
+  else
+    echo "[setup] warning: no chromium and no usable apt here; the report's browser test" \
+      "will fail until Debian's chromium is installed (sudo apt-get install chromium)"
+  fi
+fi
 echo "[setup] done: activate with '. .venv/bin/activate'"

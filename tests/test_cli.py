@@ -160,7 +160,7 @@ def test_datasets_lists_sources(capsys):
 
 def test_every_verb_has_help(capsys):
     for verb in ("train", "sample", "eval", "datasets", "train-classifier", "classify",
-                 "export-classifier"):
+                 "export-classifier", "translate", "export", "report", "search"):
         with pytest.raises(SystemExit) as exit_info:
             main([verb, "--help"])
         assert exit_info.value.code == 0

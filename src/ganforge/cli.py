@@ -23,7 +23,9 @@ EXAMPLES = {
   ganforge sample runs/fm/checkpoints/step-00002000.safetensors -n 10000 --out fake.npy
   ganforge sample runs/cgan -n 8 --class all --out classes.png     # one row per class
   ganforge sample runs/cgan -n 16 --class Sandal,Bag --out bags.png  # 16 of each
-  ganforge sample runs/style -n 64 --truncation 0.7 --out typical.png  # arch=style only""",
+  ganforge sample runs/style -n 64 --truncation 0.7 --out typical.png  # arch=style only
+  ganforge sample runs/fm -n 64 --interpolate 8 --out walks.png   # 8 walks of 8 steps
+  ganforge sample runs/fm -n 16 --interpolate 12 --out walk.gif   # animated, 16 walks""",
     "eval": """examples:
   ganforge eval runs/fm --against fashion-mnist:test --features classifier:fm.safetensors
   ganforge eval real:fashion-mnist:train --against fashion-mnist:test --metrics fid,kid,pr
@@ -36,6 +38,26 @@ EXAMPLES = {
   ganforge translate runs/pix2pix edges/ --out photos/
   ganforge translate runs/cyclegan photos/ --out edges/ --direction BtoA
   ganforge translate runs/pix2pix sketch.png --out out/ --resize   # other size or channels""",
+    "export": """examples:
+  ganforge export runs/fm --format onnx --out G.onnx           # also writes G.onnx.json
+  ganforge export runs/cgan --out cgan.onnx                    # inputs z and label
+  ganforge export runs/cyclegan --out BtoA.onnx --direction BtoA
+  ganforge export runs/fm --format safetensors --out G.safetensors  # G alone + JSON""",
+    "report": """examples:
+  ganforge report runs/fm --out fm.html
+  ganforge report runs/hinge runs/wgan-gp --out compare.html   # side by side, config diff
+  ganforge report runs/*/ --out all.html --overwrite""",
+    "search": """examples:
+  ganforge search configs/ring8.yaml --space space.yaml --trials 20 --sampler tpe \\
+      --storage sqlite:///search.db --study ring8-lr --out runs/search --set eval.every=500 \\
+      --set eval.metrics=[modes]
+  ganforge search configs/ring8.yaml --space grid.yaml --trials 9 --sampler grid \\
+      --storage sqlite:///search.db --study ring8-grid --out runs/grid --pruner none
+  (rerun the same command to continue a killed search, or in more shells to add workers)
+  space.yaml:
+    optim.g_lr: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}
+    model.z_dim: {type: int, low: 16, high: 64, step: 16}
+    loss.name: {type: categorical, choices: [hinge, wgan-gp]}""",
     "export-classifier": """examples:
   ganforge export-classifier runs/ssgan --out ssgan.safetensors
   ganforge eval runs/fm --against mnist:test --features classifier:ssgan.safetensors""",
@@ -91,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--truncation", type=float, metavar="PSI",
                         help="style-based runs: truncation trick, w = w_avg + PSI (w - w_avg), "
                         "PSI in [0, 1] (1: off; lower: more typical, less varied)")
+    sample.add_argument("--interpolate", type=int, metavar="K",
+                        help="latent walks: K steps along the great circle (slerp) between "
+                        "random latents, one walk per grid row (-n // K walks); with --out "
+                        "FILE.gif an animation whose frames show -n walks")
     _device_option(sample)
 
     add_verb("datasets", help="list data sources and whether they are available here")
@@ -167,6 +193,74 @@ def build_parser() -> argparse.ArgumentParser:
                            help="AtoB or BtoA (default: the run's data.direction; cyclegan "
                            "runs translate both ways)")
     _device_option(translate)
+
+    generator = add_verb(
+        "export", help="write a run's generator as ONNX, or as safetensors + JSON",
+        description="Write the generator a run samples with (its EMA copy if kept; eval mode) "
+        "as ONNX, checked in onnxruntime against PyTorch, or as its state dict in safetensors. "
+        "Inputs: z (N, z_dim) float32 noise; plus label (N,) int64 class indices for "
+        "conditional runs; image (N, C, H, W) float32 in [-1, 1] instead for image-to-image "
+        "runs. Output: images (N, C, H, W) in [-1, 1], or samples (N, D) for vector data. "
+        "N is dynamic. OUT.json (e.g. G.onnx.json) beside OUT describes inputs, output, "
+        "classes, the source run and versions (and what rebuilds G from safetensors).",
+        epilog=EXAMPLES["export"], formatter_class=raw,
+    )
+    generator.add_argument("target", metavar="RUN",
+                           help="run directory (newest checkpoint) or checkpoint file")
+    generator.add_argument("--format", dest="fmt", choices=("onnx", "safetensors"),
+                           help="onnx or safetensors (default: from --out's suffix)")
+    generator.add_argument("--out", required=True, help="the file to write (OUT.json is "
+                           "written beside it)")
+    generator.add_argument("--direction", choices=("AtoB", "BtoA"),
+                           help="image-to-image runs: which direction to export (default: the "
+                           "run's data.direction; a cyclegan run has both)")
+    generator.add_argument("--overwrite", action="store_true",
+                           help="replace an existing OUT and OUT.json")
+
+    report = add_verb(
+        "report", help="write one self-contained HTML report of one or several runs",
+        description="Write one HTML file (images embedded, no network) showing each run's "
+        "sample grids across training, loss and D-output curves, evaluation metrics over "
+        "time, the final metrics with their protocol (and the best checkpoint), its config "
+        "and versions; several runs also side by side, with the config keys that differ. A "
+        "run that has not logged, sampled or evaluated yet gets a report saying so.",
+        epilog=EXAMPLES["report"], formatter_class=raw,
+    )
+    report.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    report.add_argument("--out", required=True, help="the HTML file to write")
+    report.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
+    searcher = add_verb(
+        "search", help="search hyperparameters with Optuna, one run directory per trial",
+        description="Search config keys (SPACE.yaml maps section.key to a distribution) with "
+        "Optuna. Each trial trains OUT/trial-NNNN and is scored by its in-training evaluation "
+        "(the best value of eval.primary, or the first score of eval.metrics: FID, modes, "
+        "accuracy, l1...; eval.every must be set); evaluations feed the pruner. The study "
+        "lives in --storage: rerunning the same command continues it up to --trials finished "
+        "(complete or pruned) trials, and several processes may share it. Prints a table of "
+        "trials and writes OUT/best.yaml, the best trial's config, for `ganforge train`.",
+        epilog=EXAMPLES["search"], formatter_class=raw,
+    )
+    searcher.add_argument("config", help="YAML config every trial starts from")
+    searcher.add_argument("--space", required=True, help="SPACE.yaml: config keys to "
+                          "distributions (type float, int or categorical)")
+    searcher.add_argument("--trials", type=int, required=True,
+                          help="finished trials the study should hold (grid: at most the grid)")
+    searcher.add_argument("--sampler", choices=("grid", "random", "tpe"), default="tpe",
+                          help="grid (every combination), random, or tpe (default)")
+    searcher.add_argument("--storage", required=True,
+                          help="the study's database, e.g. sqlite:///search.db")
+    searcher.add_argument("--study", required=True, help="the study's name in --storage")
+    searcher.add_argument("--out", required=True, help="folder of the trial run directories "
+                          "and best.yaml")
+    searcher.add_argument("--pruner", choices=("none", "median", "hyperband"), default="median",
+                          help="stop bad trials early at an evaluation (default median)")
+    searcher.add_argument("--startup-trials", type=int, default=3, metavar="K",
+                          help="median pruner: prune only once K trials have finished "
+                          "(default 3)")
+    searcher.add_argument("--set", dest="overrides", action="append", default=[],
+                          metavar="KEY=VALUE", help="override a config key for every trial")
+    searcher.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
 
     export = add_verb(
         "export-classifier", help="write a semi-supervised run's D as a classifier file",
@@ -254,7 +348,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     loaded, drawn, written = sample_to_file(
         args.target, args.n, args.seed, args.out, request={"class": args.classes},
         overwrite=args.overwrite, device=pick_device(args.device, "--device"),
-        truncation=args.truncation,
+        truncation=args.truncation, interpolate=args.interpolate,
     )
     files = " and ".join(str(p) for p in written)
     print(f"Wrote {len(drawn.x)} samples from step {loaded.step} to {files}")
@@ -336,6 +430,67 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from ganforge.export import export_generator
+
+    result = export_generator(args.target, args.out, fmt=args.fmt, direction=args.direction,
+                              overwrite=args.overwrite)
+    meta = result.meta
+    inputs = ", ".join(f"{p['name']} {p['dtype']} ({', '.join(map(str, p['shape']))})"
+                       for p in meta["inputs"])
+    output = meta["output"]
+    print(f"Wrote {result.out} ({meta['file_format']}): {meta['task']} generator of step "
+          f"{meta['source']['step']}" + (f", {meta['direction']}" if meta["direction"] else ""))
+    print(f"  inputs:  {inputs}")
+    print(f"  output:  {output['name']} ({', '.join(map(str, output['shape']))}), "
+          f"{output['description']}")
+    if "check" in meta:
+        check = meta["check"]
+        sizes = ", ".join(map(str, check["batch_sizes"]))
+        print(f"  checked: onnxruntime vs PyTorch at batch sizes {sizes}, max abs difference "
+              f"{check['max_abs_difference']:.1e}")
+    print(f"  about:   {result.sidecar}")
+    use = (f"onnxruntime.InferenceSession('{result.out}')" if meta["file_format"] == "onnx"
+           else f"ganforge.export.load_generator('{result.out}')")
+    print(f"  use:     {use}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ganforge.report.build import write_report
+
+    result = write_report(args.runs, args.out, overwrite=args.overwrite)
+    for line in result.notes:
+        print(f"note: {line}", file=sys.stderr)
+    n = len(result.runs)
+    size = f"{result.size / 1e6:.1f} MB" if result.size >= 1e5 else f"{result.size / 1e3:.0f} kB"
+    print(f"Wrote {result.out} ({size}) for {n} run{'s' if n != 1 else ''}: "
+          f"{', '.join(result.runs)}")
+    print(f"  open: {result.out.resolve().as_uri()}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from ganforge.search import format_table, search
+
+    result = search(
+        args.config, args.space, args.out, args.storage, args.study, args.trials,
+        sampler=args.sampler, pruner=args.pruner, overrides=args.overrides, seed=args.seed,
+        startup_trials=args.startup_trials,
+    )
+    print(format_table(result))
+    print(f"Study '{result.study}': {result.ran} trials run now; {result.direction} "
+          f"{result.metric}.")
+    if result.best is None:
+        print("No trial completed, so there is no best config yet; rerun to continue.")
+        return 1
+    print(f"Best: trial {result.best.number}, {result.metric} {result.best.value:.4g} "
+          f"({result.best.user_attrs['run_dir']})")
+    print(f"  config: {result.best_config}")
+    print(f"  next:   ganforge train {result.best_config} --out runs/best")
+    return 0
+
+
 def cmd_export_classifier(args: argparse.Namespace) -> int:
     from ganforge.classify import export_classifier
 
@@ -365,6 +520,9 @@ COMMANDS = {
     "train-classifier": cmd_train_classifier,
     "classify": cmd_classify,
     "translate": cmd_translate,
+    "export": cmd_export,
+    "report": cmd_report,
+    "search": cmd_search,
     "export-classifier": cmd_export_classifier,
 }
 

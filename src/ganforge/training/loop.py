@@ -13,6 +13,7 @@ import dataclasses
 import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,10 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.best: dict[str, Any] | None = None
         self.most_modes: float | None = None  # most modes any evaluation of this run covered
+        # called after each evaluation with (step, scores); True stops the run (saved, as
+        # Ctrl-C does): what `ganforge search` uses to prune a trial
+        self.on_eval: Callable[[int, dict[str, float]], bool] | None = None
+        self.stop_requested = False
 
     def fixed_examples(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """n training examples drawn once (x and x_b, model scale, CPU) for the sample grid."""
@@ -293,7 +298,13 @@ class Trainer:
             f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
         )
         self.watch_coverage(scores, logger)
-        primary = configlib.primary_score(e)
+        self.keep_best(scores)
+        if self.on_eval is not None and self.on_eval(self.step, scores):
+            self.stop_requested = True
+
+    def keep_best(self, scores: dict[str, float]) -> None:
+        """Copy the checkpoint of this step as best.* when its primary score is the best yet."""
+        primary = configlib.primary_score(self.config.eval)
         value = scores.get(primary)
         if value is None or not math.isfinite(value):
             return
@@ -349,7 +360,7 @@ class Trainer:
         try:
             with StopFlag() as stop:
                 while self.step < t.steps:
-                    if stop.requested:
+                    if stop.requested or self.stop_requested:
                         interrupted = True
                         break
                     self.step += 1
@@ -450,11 +461,19 @@ def flat_scores(result: dict[str, Any]) -> dict[str, float]:
 # -- entry points ----------------------------------------------------------------------------
 
 
-def train(config: Config, out: str | Path, overwrite: bool = False, progress: bool = True):
-    """Start a new run in `out` (refused if it holds a run, unless overwrite)."""
+def train(
+    config: Config, out: str | Path, overwrite: bool = False, progress: bool = True,
+    on_eval: Callable[[int, dict[str, float]], bool] | None = None,
+) -> TrainResult:
+    """Start a new run in `out` (refused if it holds a run, unless overwrite).
+
+    on_eval(step, scores) is called after each evaluation; returning True stops the run there
+    (checkpoint and grid saved, TrainResult.interrupted set).
+    """
     run = RunDir(Path(out))
     run.refuse_existing(overwrite)
     trainer = Trainer(config, run)  # data and nets first: bad input fails before any write
+    trainer.on_eval = on_eval
     run.prepare_new()
     remove_stale_temps(run.root)
     atomic_write_text(run.config, configlib.dump(config))
