@@ -181,9 +181,13 @@ def evaluate_translation(
         back = to_uint8(sampler.translate(translated, backward))
         result["cycle_l1"] = l1_error(back, inputs)
         notes["cycle"] = f"l1 of {backward}({sampler.forward}(x)) against x, in [0, 1]"
-    protocol: dict[str, Any] = {
+    protocol: dict[str, Any] = {  # replaced by evaluate()'s when a feature metric is asked
         "against": {"source": against.source, "split": against.split},
         "fake": f"translator ({sampler.task})", "n_fake": count, "seed": seed,
+        "n_real": count if pixel else 0,
+        "real_selection": "each output's own target" if pixel else "not used",
+        "features": {"name": "none (pixels)", "description": "no feature network"},
+        "resize": "none",
     }
     standard = [m for m in metrics if m not in TRANSLATION_METRICS]
     if standard:
