@@ -74,7 +74,8 @@ def test_fashion_edges_pairs_each_image_with_its_edges_and_keeps_labels():
 def test_paired_augmentation_is_identical_for_both_images():
     torch.manual_seed(0)
     x = torch.rand(16, 1, 16, 16) * 2 - 1
-    a, b = augment_pair(x, x.clone(), ["jitter", "flip", "crop"], torch.Generator().manual_seed(1))
+    ops = ["jitter", "flip", "crop", "rotate"]
+    a, b = augment_pair(x, x.clone(), ops, torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and not torch.equal(a, x)
     # RGB with gray: channels are split back as given
     rgb = torch.rand(4, 3, 16, 16) * 2 - 1
@@ -173,6 +174,44 @@ def test_pix2pix_g_loss_is_adversarial_plus_lambda_l1(tmp_path):
     assert float(stats["g_loss"]) == pytest.approx(expected_adv + 100 * expected_l1, rel=1e-5)
 
 
+def test_cyclegan_d_phase_scores_each_domain_with_its_own_d(tmp_path):
+    t = trainer(tmp_path, CYCLEGAN + ["stabilize.image_pool=0"])
+    batch = t.next_batch()
+    a, b = batch["x"], batch["x_b"]
+    n = t.task.nets
+
+    def lsgan_d(real, fake):
+        return float(0.5 * (real - 1).pow(2).mean() + 0.5 * fake.pow(2).mean())
+
+    with torch.no_grad():
+        want_a = lsgan_d(n["D_A"](a), n["D_A"](n["G_BA"](b)))
+        want_b = lsgan_d(n["D_B"](b), n["D_B"](n["G_AB"](a)))
+    stats = t.task.d_step(batch, keep_fake_for_g=False)
+    assert float(stats["d_A_loss"]) == pytest.approx(want_a, rel=1e-5)
+    assert float(stats["d_B_loss"]) == pytest.approx(want_b, rel=1e-5)
+    assert want_a != pytest.approx(want_b, rel=1e-3)  # a swap of the two would show
+
+
+def test_pix2pix_d_sees_input_then_output(tmp_path):
+    t = trainer(tmp_path, PIX2PIX + ["model.dropout=0", "data.augment=[]"])
+    batch = t.next_batch()
+    x, y = batch["x"], batch["x_b"]
+    G, D = t.task.nets["G"], t.task.nets["D"]
+    soft = torch.nn.functional.softplus
+    with torch.no_grad():
+        want = float(soft(-D(torch.cat([x, y], 1))).mean() + soft(D(torch.cat([x, G(x)], 1))).mean())
+        swapped = float(soft(-D(torch.cat([y, x], 1))).mean()
+                        + soft(D(torch.cat([G(x), x], 1))).mean())
+    stats = t.task.d_step(batch, keep_fake_for_g=False)
+    assert float(stats["d_loss"]) == pytest.approx(want, rel=1e-5)
+    assert want != pytest.approx(swapped, rel=1e-3)
+
+
+def test_color_augmentation_of_pairs_is_refused(tmp_path):
+    with pytest.raises(GanforgeError, match="color.*data.augment=\\[jitter, flip\\]"):
+        trainer(tmp_path, PIX2PIX + ["data.augment=[flip, color]"])
+
+
 def test_l1_baseline_has_no_discriminator(tmp_path):
     t = trainer(tmp_path, PIX2PIX + ["loss.g_adversarial=0"])
     assert set(t.task.modules()) == {"G"} and set(t.task.optimizers()) == {"opt_g"}
@@ -249,13 +288,14 @@ def test_resume_is_bitwise_exact(tmp_path, sets):
 
 @pytest.fixture(scope="module")
 def pix2pix_run(tmp_path_factory):
-    """pix2pix on 320 fashion-edges pairs at 32x32, 150 steps."""
+    """pix2pix on 640 fashion-edges pairs at 32x32, 300 steps (lr 1e-3: a short run)."""
     run = tmp_path_factory.mktemp("p2p") / "run"
-    sets = ["task.name=pix2pix", "data.source=fashion-edges", "data.limit=320",
-            "data.resolution=32", "model.g_width=8", "model.d_width=8", "train.steps=150",
-            "train.batch_size=16", "train.sample_every=150", "train.checkpoint_every=150",
+    sets = ["task.name=pix2pix", "data.source=fashion-edges", "data.limit=640",
+            "data.resolution=32", "model.g_width=8", "model.d_width=8", "train.steps=300",
+            "train.batch_size=16", "train.sample_every=300", "train.checkpoint_every=300",
             "train.num_samples=8", "log.progress=false", "optim.betas=[0.5, 0.999]",
-            "eval.every=50", "eval.metrics=[l1, psnr]", "eval.n=64"]
+            "optim.g_lr=0.001", "optim.d_lr=0.001",
+            "eval.every=100", "eval.metrics=[l1, psnr]", "eval.n=64"]
     torch.set_num_threads(1)
     train(configlib.load("configs/fashion_edges_pix2pix.yaml", sets), run, progress=False)
     return run
@@ -270,6 +310,11 @@ def test_short_pix2pix_run_beats_the_identity_mapping_on_test_l1(pix2pix_run):
     identity = l1_error(test.x, test.x_b)
     assert result["l1"] < 0.5 * identity, (result["l1"], identity)
     assert result["psnr"] > psnr(test.x, test.x_b) + 3
+    # and beats what ignoring the input gives: the training targets' mean image everywhere
+    train_b = build_dataset(DataConfig(source="fashion-edges", resolution=32, limit=640)).x_b
+    mean = train_b.float().mean(0, keepdim=True).round().to(torch.uint8).expand_as(test.x_b)
+    assert result["l1"] < 0.6 * l1_error(mean, test.x_b), (result["l1"], l1_error(mean, test.x_b))
+    assert result["psnr"] > psnr(mean, test.x_b) + 1
     # the reported l1 is the hand count over the same 500 translations
     outputs = to_uint8(loaded.sampler.translate(from_uint8(test.x)))
     assert result["l1"] == pytest.approx(float((outputs.double() - test.x_b.double())
@@ -284,7 +329,7 @@ def test_in_training_eval_logs_translation_metrics_and_keeps_the_lowest_l1(pix2p
 
     rows = {r["step"]: r for r in read_metrics(pix2pix_run / "metrics.jsonl")
             if "eval/l1" in r}
-    assert sorted(rows) == [50, 100, 150] and all("eval/psnr" in r for r in rows.values())
+    assert sorted(rows) == [100, 200, 300] and all("eval/psnr" in r for r in rows.values())
     best_step = min(rows, key=lambda s: rows[s]["eval/l1"])
     best = json.loads((pix2pix_run / "checkpoints" / "best.json").read_text())
     assert best["step"] == best_step and best["best"]["metric"] == "l1"
@@ -296,7 +341,7 @@ def test_in_training_eval_logs_translation_metrics_and_keeps_the_lowest_l1(pix2p
 
 
 def test_grid_shows_input_output_target(pix2pix_run):
-    grid = Image.open(pix2pix_run / "samples" / "step-00000150.png")
+    grid = Image.open(pix2pix_run / "samples" / "step-00000300.png")
     # 8 examples x 3 panels, 4 groups (12 images) per row: 12 x 2 images of 32 + 2 padding
     assert grid.size == (12 * 34 + 2, 2 * 34 + 2)
 
@@ -340,6 +385,13 @@ def test_translation_runs_refuse_noise_sampling_and_others_refuse_translation(
     assert "ganforge translate" in err
     err = user_error(capsys, "eval", pix2pix_run, "--metrics", "cycle", "--n", "8")
     assert "both ways" in err
+    # --against SOURCE:split is read at the run's resolution (32), not the source's 28
+    code, out, err = run_cli(capsys, "eval", pix2pix_run, "--against", "fashion-edges:test",
+                             "--metrics", "l1", "--n", "16", "--no-progress")
+    assert code == 0 and "L1 to target" in out, err
+    err = user_error(capsys, "eval", pix2pix_run, "--against", "fashion-mnist:test",
+                     "--metrics", "l1", "--n", "16")
+    assert "two domains" in err
 
 
 def test_psnr_ssim_l1_on_known_images():

@@ -211,10 +211,12 @@ def check_stabilizers(config: Config) -> None:
             "target. Set loss.label_smoothing=0 or use only those losses."
         )
     translating = config.task.name in IMAGE_TO_IMAGE  # L1 / cycle terms drive G
-    if translating and loss.g_adversarial == 0 and loss.l1_weight == 0:
+    term, paper = ("cycle_weight", 10) if config.task.name == "cyclegan" else ("l1_weight", 100)
+    if translating and loss.g_adversarial == 0 and getattr(loss, term) == 0:
         raise GanforgeError(
-            "loss.g_adversarial=0 and loss.l1_weight=0 leave G without an objective: set "
-            "loss.l1_weight (100 in pix2pix) or loss.g_adversarial above 0."
+            f"loss.g_adversarial=0 and loss.{term}=0 leave G without an objective: set "
+            f"loss.{term} (the paper's: {paper}) or "
+            "loss.g_adversarial above 0."
         )
     if loss.g_adversarial == 0 and loss.feature_matching == 0 and not translating:
         raise GanforgeError(

@@ -96,7 +96,11 @@ def evaluate_sampler(
     """
     standard, extra = split_metrics(metrics)
     against = parse_against(against)
-    if isinstance(sampler, TranslationSampler):
+    if isinstance(sampler, TranslationSampler):  # read as the run read its data
+        against = dataclasses.replace(
+            train_data, source=against.source, split=against.split, limit=against.limit,
+            strict=False,
+        )
         return evaluate_translation(
             sampler, against, standard + extra, features=features, n=n, seed=seed,
             progress=progress, device=device,
@@ -151,6 +155,15 @@ def evaluate_translation(
             f"An image-to-image run is scored on a source with two domains; '{against.source}' "
             "has one. Use --against with the run's own source (the default), e.g. "
             "fashion-edges:test."
+        )
+    shapes = (tuple(data.shape), tuple(data.x_b.shape[1:]))
+    wanted = (sampler.input_shape(), tuple(sampler.info.shape_b))
+    if shapes != wanted:
+        raise GanforgeError(
+            f"'{against.source}' ({against.split}) reads as A {shapes[0]}, B {shapes[1]}, but "
+            f"this run translates {wanted[0]} into {wanted[1]}. Score it against data with "
+            "the run's data.resolution, data.channels and data.direction (the default: its "
+            "own source's test split)."
         )
     count = len(data) if n is None else min(n, len(data))
     inputs = data.x[:count]

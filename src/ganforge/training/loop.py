@@ -141,6 +141,12 @@ class Trainer:
             b_gen = torch.Generator().manual_seed(t.seed + DOMAIN_B_SEED_OFFSET)
             self.batches_b = EpochBatches(len(self.domain_b), t.batch_size, b_gen)
         self.augment = torch.Generator().manual_seed(t.seed + AUGMENT_SEED_OFFSET)
+        if "x_b" in stream and self.batches_b is None and "color" in config.data.augment:
+            raise GanforgeError(
+                "data.augment 'color' would recolour input and target together as one image "
+                "(pairs are augmented with one draw); the pix2pix reference uses jitter and "
+                "flip. Drop color: data.augment=[jitter, flip]."
+            )
         if config.data.augment and self.dataset.kind != "image":
             raise GanforgeError(
                 f"data.augment ({', '.join(config.data.augment)}) transforms images; "
