@@ -65,6 +65,7 @@ class DataConfig:
     augment: list[str] = field(default_factory=list)
     labels_per_class: int | None = None
     direction: str = "AtoB"
+    max_words: int = 24
 
     CHOICES: ClassVar[dict[str, tuple]] = {
         "split": ("train", "test"),
@@ -104,6 +105,10 @@ class ModelConfig:
     patch_layers: int = 0
     translator_norm: str = "auto"
     dropout: float = 0.5
+    text_encoder: str = "trainable"
+    text_dim: int = 128
+    c_dim: int = 32
+    attention: bool = False
 
     CHOICES: ClassVar[dict[str, Any]] = {
         "arch": _registered("ganforge.nets", "ARCHS"),
@@ -115,6 +120,7 @@ class ModelConfig:
         "weight_norm": _registered("ganforge.nets", "WEIGHT_NORMS"),
         "translator": ("unet", "encoder-decoder", "resnet"),
         "translator_norm": ("auto", "batch", "instance"),
+        "text_encoder": ("trainable", "pretrained"),
     }
 
 
@@ -138,6 +144,9 @@ class LossConfig:
     l1_weight: float = 100.0
     cycle_weight: float = 10.0
     identity_weight: float = 0.5
+    kl_weight: float = 1.0
+    mismatch: bool = True
+    interpolate_text: float = 0.0
 
     CHOICES: ClassVar[dict[str, Any]] = {
         "name": _registered("ganforge.losses", "LOSSES"),
