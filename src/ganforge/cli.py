@@ -110,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="conditional runs: a class name or index, a comma list, or 'all' "
                         "(-n samples of each, one grid row per class; .npy also writes "
                         "FILE.labels.npy)")
+    sample.add_argument("--text", action="append", metavar="PROMPT",
+                        help="text-to-image runs: a description (repeat for more prompts: one "
+                        "grid row of -n samples each, the caption printed beside its row)")
+    sample.add_argument("--text-file", metavar="FILE",
+                        help="text-to-image runs: prompts, one per line (one grid row each)")
+    sample.add_argument("--text-to", metavar="PROMPT",
+                        help="text-to-image runs, with --interpolate K: walk in K steps from "
+                        "the --text prompt to this one (-n // K rows, one z per row)")
     sample.add_argument("--truncation", type=float, metavar="PSI",
                         help="style-based runs: truncation trick, w = w_avg + PSI (w - w_avg), "
                         "PSI in [0, 1] (1: off; lower: more typical, less varied)")
@@ -341,12 +349,30 @@ def next_command(run_dir: Path) -> str:
     return f"ganforge sample {run_dir} -n 64 --out samples.png"
 
 
+def read_prompts(args: argparse.Namespace) -> list[str] | None:
+    """The prompts of --text (each) and --text-file (one per non-empty line), or None."""
+    from ganforge.errors import GanforgeError
+
+    prompts = list(args.text or [])
+    if args.text_file:
+        path = Path(args.text_file)
+        if not path.is_file():
+            raise GanforgeError(f"--text-file {path} does not exist. Give a text file with "
+                                "one prompt per line.")
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        if not any(lines):
+            raise GanforgeError(f"--text-file {path} has no prompts: write one per line.")
+        prompts += [line for line in lines if line]
+    return prompts or None
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from ganforge.devices import pick_device
     from ganforge.training.generator import sample_to_file
 
     loaded, drawn, written = sample_to_file(
-        args.target, args.n, args.seed, args.out, request={"class": args.classes},
+        args.target, args.n, args.seed, args.out,
+        request={"class": args.classes, "text": read_prompts(args), "text_to": args.text_to},
         overwrite=args.overwrite, device=pick_device(args.device, "--device"),
         truncation=args.truncation, interpolate=args.interpolate,
     )

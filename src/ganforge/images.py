@@ -61,3 +61,30 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -
     if images.dtype != torch.uint8:
         images = to_uint8(images)
     return save_png(make_grid(images, nrow=nrow), path)
+
+
+def caption_strip(captions: list[str], row_height: int, pad: int = 2) -> np.ndarray:
+    """White-on-black text, one caption per grid row, as an HW uint8 array for beside a grid."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    width = max(int(font.getlength(text)) for text in captions) + 8 if captions else 8
+    strip = Image.new("L", (width, len(captions) * (row_height + pad) + pad))
+    draw = ImageDraw.Draw(strip)
+    for i, text in enumerate(captions):
+        draw.text((4, pad + i * (row_height + pad) + row_height // 2), text, fill=255,
+                  font=font, anchor="lm")
+    return np.asarray(strip)
+
+
+def save_captioned_grid(
+    images: torch.Tensor, path: str | Path, nrow: int | None, captions: list[str]
+) -> Path:
+    """A grid with one row per caption and each caption printed left of its row."""
+    if images.dtype != torch.uint8:
+        images = to_uint8(images)
+    grid = make_grid(images, nrow=nrow)
+    strip = caption_strip(captions, images.shape[-2])[: grid.shape[0]]
+    strip = np.pad(strip, ((0, grid.shape[0] - strip.shape[0]), (0, 0)))
+    strip = np.repeat(strip[..., None], grid.shape[-1], axis=-1)
+    return save_png(np.concatenate([strip, grid], axis=1), path)

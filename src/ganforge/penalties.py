@@ -76,3 +76,13 @@ def r1_penalty(real_scores: Tensor, real: Tensor) -> Tensor:
         raise ValueError("r1_penalty: call real.requires_grad_(True) before computing D(real).")
     grad = input_gradient(real_scores, real)
     return grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
+def ca_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)), averaged over batch and code entries.
+
+    The regularizer of conditioning augmentation (StackGAN, Zhang et al. 2017, eq. 6): it keeps
+    G's text Gaussian close to the standard normal, so that the text manifold stays smooth.
+    Averaged per entry as the authors' code does (so its weight does not scale with c_dim).
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()

@@ -50,7 +50,7 @@ __all__ = [
     "ARCHS", "CONDITIONS", "SPECTRAL_NORMS", "WEIGHT_NORMS", "Arch", "ClassLogitDiscriminator",
     "ConditionalBatchNorm",
     "ConditionalDiscriminator", "ConditionalGenerator", "MinibatchDiscrimination",
-    "MinibatchStd", "StabilizedDiscriminator", "build_nets", "dcgan_init_", "pack_inputs",
+    "MinibatchStd", "StabilizedDiscriminator", "build_nets", "build_text_nets", "dcgan_init_", "pack_inputs",
     "packed_shape", "spectral_norm_",
 ]
 
@@ -242,4 +242,49 @@ def build_nets(
         base_d, num_classes, condition, getattr(base_d, "init_std", None)
     )
     _spectral(cfg, generator, discriminator)
+    return generator, discriminator
+
+
+TEXT_ATTENTION_ARCHS = ("mlp", "dcgan")  # their G splits into stem and tail (word attention)
+
+
+def build_text_nets(
+    cfg: ModelConfig, data_shape: Shape, *, d_norm: str, out_act: str, text_dim: int,
+    vocab_size: int | None,
+) -> tuple[nn.Module, nn.Module]:
+    """(TextGenerator, TextDiscriminator) around the configured architecture's base nets.
+
+    text_dim is the sentence code's size: model.text_dim for the trainable encoder (built here,
+    inside D, over vocab_size words), the pretrained encoder's size otherwise (vocab_size
+    None). G's base reads z_dim noise + c_dim conditioning-augmented text; D's spectral norm
+    and weight norm cover its base and its projection, never the encoder.
+    """
+    from ganforge.nets.text import TextDiscriminator, TextGenerator
+    from ganforge.nets.text_encoder import TextEncoder
+
+    if cfg.arch not in ARCHS:
+        raise GanforgeError(
+            f"Config key 'model.arch' is {cfg.arch!r}; valid choices: {', '.join(ARCHS)}."
+        )
+    if cfg.pack > 1:
+        raise GanforgeError(
+            f"task.name=text cannot use model.pack={cfg.pack}: its D reads one caption per "
+            "image, but a packed D gives one score per pack. Set model.pack=1."
+        )
+    if cfg.attention and (cfg.arch not in TEXT_ATTENTION_ARCHS or vocab_size is None):
+        raise GanforgeError(
+            f"model.attention=true needs word features and a G that splits before its output "
+            f"layer: model.text_encoder=trainable and model.arch in "
+            f"{', '.join(TEXT_ATTENTION_ARCHS)} (this run: {cfg.text_encoder}, {cfg.arch}). "
+            "Set model.attention=false, or change those keys."
+        )
+    arch, shape = ARCHS[cfg.arch], tuple(int(s) for s in data_shape)
+    base_g = arch.generator(dataclasses.replace(cfg, z_dim=cfg.z_dim + cfg.c_dim), shape, out_act)
+    base_d = _stabilized(cfg, arch.discriminator(cfg, shape, d_norm))
+    word_dim = cfg.text_dim if cfg.attention else None
+    generator = TextGenerator(base_g, cfg.z_dim, text_dim, cfg.c_dim, word_dim)
+    discriminator = TextDiscriminator(base_d, text_dim, None)
+    _spectral(cfg, generator, discriminator)
+    if vocab_size is not None:  # added after spectral norm: the encoder is not normalized
+        discriminator.encoder = TextEncoder(vocab_size, cfg.text_dim, cfg.text_dim)
     return generator, discriminator

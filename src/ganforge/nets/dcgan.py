@@ -86,9 +86,19 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         dcgan_init_(self, self.init_std)
 
+        self.hidden_width = chs[-1]  # channels of what stem() gives (attention joins there)
+
     def forward(self, z: Tensor) -> Tensor:
         """(N, z_dim) noise -> (N, C, R, R) images."""
         return self.net(z.view(z.shape[0], self.z_dim, 1, 1))
+
+    def stem(self, z: Tensor) -> Tensor:
+        """(N, z_dim) -> (N, hidden_width, R/2, R/2): every layer but the last up-convolution."""
+        return self.net[:-2](z.view(z.shape[0], self.z_dim, 1, 1))
+
+    def tail(self, h: Tensor) -> Tensor:
+        """(N, hidden_width, R/2, R/2) -> (N, C, R, R); tail(stem(z)) = G(z)."""
+        return self.net[-2:](h)
 
 
 class DCGANDiscriminator(ScoredDiscriminator):

@@ -50,9 +50,19 @@ class MLPGenerator(nn.Module):
         layers += [nn.Linear(width, math.prod(self.data_shape)), out_activation(out_act)]
         self.net = nn.Sequential(*layers)
 
+        self.hidden_width = width  # what stem() gives (word attention joins there)
+
     def forward(self, z: Tensor) -> Tensor:
         """(N, z_dim) noise -> (N, *data_shape) samples."""
         return self.net(z).view(z.shape[0], *self.data_shape)
+
+    def stem(self, z: Tensor) -> Tensor:
+        """(N, z_dim) -> (N, hidden_width): every layer but the output layer."""
+        return self.net[:-2](z)
+
+    def tail(self, h: Tensor) -> Tensor:
+        """(N, hidden_width) -> (N, *data_shape): the output layer; tail(stem(z)) = G(z)."""
+        return self.net[-2:](h).view(h.shape[0], *self.data_shape)
 
 
 class MLPDiscriminator(ScoredDiscriminator):

@@ -14,6 +14,7 @@ from ganforge.tasks.cyclegan import CycleGANTask
 from ganforge.tasks.pix2pix import Pix2PixTask
 from ganforge.tasks.sampling import Drawn, Sampler
 from ganforge.tasks.semi_supervised import SemiSupervisedTask
+from ganforge.tasks.text import TextTask
 from ganforge.tasks.unconditional import UnconditionalTask
 
 TASKS: dict[str, type[Task]] = {}
@@ -39,6 +40,7 @@ register(ConditionalTask)
 register(SemiSupervisedTask)
 register(Pix2PixTask)
 register(CycleGANTask)
+register(TextTask)
 
 __all__ = [
     "TASKS",
@@ -49,6 +51,7 @@ __all__ = [
     "Pix2PixTask",
     "Sampler",
     "SemiSupervisedTask",
+    "TextTask",
     "Task",
     "UnconditionalTask",
     "get",

@@ -88,6 +88,14 @@ class AdversarialTask(Task):
         """D's last hidden layer for x: what feature matching compares."""
         return self.D.features(x, *cond)
 
+    def d_adversarial(
+        self, real_v: torch.Tensor, real: Outputs, fake: Outputs, cond: Cond,
+        target: dict[str, float], stats: Stats,
+    ) -> torch.Tensor:
+        """D's adversarial loss on this step's scores (a task may add inputs, e.g. GAN-CLS's
+        real images with mismatched captions; stats takes what it wants logged)."""
+        return self.loss.d_loss(real[0], fake[0], **target)
+
     def extra_d_loss(
         self, batch: Batch, real: Outputs, fake: Outputs, cond: Cond, fake_cond: Cond
     ) -> dict[str, torch.Tensor]:
@@ -220,10 +228,10 @@ class AdversarialTask(Task):
         fake_out = self.discriminate(fake_v, fake_cond)
         smooth = loss_cfg.label_smoothing
         target = {"real_target": 1.0 - smooth} if smooth > 0 else {}
-        loss = self.loss.d_loss(real_out[0], fake_out[0], **target)
+        stats = {"d_real": real_out[0].detach().mean(), "d_fake": fake_out[0].detach().mean()}
+        loss = self.d_adversarial(real_v, real_out, fake_out, cond, target, stats)
         if self.d_adversarial_weight != 1:
             loss = self.d_adversarial_weight * loss
-        stats = {"d_real": real_out[0].detach().mean(), "d_fake": fake_out[0].detach().mean()}
         terms = self.penalties(real_v, fake_v, real_out[0], cond, r1_now)
         terms.update(self.extra_d_loss(batch, real_out, fake_out, cond, fake_cond))
         for name, term in terms.items():

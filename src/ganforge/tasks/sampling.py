@@ -31,6 +31,7 @@ class Drawn:
     x: torch.Tensor
     labels: torch.Tensor | None = None
     nrow: int | None = None
+    captions: list[str] | None = None  # one per grid row, printed beside it (text prompts)
 
 
 @torch.no_grad()

@@ -38,7 +38,7 @@ def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> 
     shaping = (
         "condition", "spectral_norm", "pack", "mbstd_group", "minibatch_disc", "weight_norm",
         "phase_images", "w_dim", "mapping_layers", "translator", "resnet_blocks",
-        "patch_layers", "translator_norm",
+        "patch_layers", "translator_norm", "text_encoder", "text_dim", "c_dim", "attention",
     )
     defaults = ModelConfig()  # what checkpoints from before a key existed were trained with
     for key in (*model_keys, *shaping):
@@ -93,6 +93,10 @@ TRANSLATION_KEYS = (
     "model.translator_norm", "model.dropout", "loss.l1_weight", "loss.cycle_weight",
     "loss.identity_weight", "stabilize.image_pool",
 )  # read by the image-to-image tasks only
+TEXT_KEYS = (
+    "data.max_words", "model.text_encoder", "model.text_dim", "model.c_dim", "model.attention",
+    "loss.kl_weight", "loss.mismatch", "loss.interpolate_text",
+)  # read by the text-to-image task only
 # what the image-to-image tasks never read (their nets and phases are their own)
 NOT_TRANSLATION_KEYS = (
     "model.arch", "model.z_dim", "model.g_hidden", "model.d_hidden", "model.g_norm",
@@ -131,6 +135,8 @@ def ignored_keys(config: Config) -> list[str]:
                 for key in changed(config, NOT_TRANSLATION_KEYS)]
     found += [f"{key} (only the image-to-image tasks, pix2pix and cyclegan, use it)"
               for key in changed(config, TRANSLATION_KEYS)]
+    if "text" not in task.needs:
+        found += [f"{key} (only task.name=text uses it)" for key in changed(config, TEXT_KEYS)]
     semi = task.labelled_subset
     conditional = "y" in task.needs and not semi
     if not conditional and model.condition != defaults.condition:

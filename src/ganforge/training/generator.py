@@ -18,7 +18,7 @@ from ganforge.config import Config
 from ganforge.data.dataset import DataInfo, to_data_scale
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write
-from ganforge.images import make_grid, save_grid, to_uint8
+from ganforge.images import save_captioned_grid, make_grid, save_grid, to_uint8
 from ganforge.latent import walks
 from ganforge.nets.style import check_truncation, set_truncation
 from ganforge.tasks.sampling import Drawn, Sampler
@@ -89,6 +89,8 @@ def write_samples(
             from ganforge.report.scatter import plot_points
 
             return [plot_points(x, None, out, title=title, labels=drawn.labels)]
+        if drawn.captions:
+            return [save_captioned_grid(x, out, drawn.nrow, drawn.captions)]
         return [save_grid(x, out, nrow=drawn.nrow)]
     data = to_data_scale(x, kind)
     if kind == "image":
@@ -97,6 +99,19 @@ def write_samples(
     if drawn.labels is not None:
         written.append(write_npy(labels_path(out), drawn.labels.numpy().astype(np.int64)))
     return written
+
+
+def draw_text_walk(
+    loaded: LoadedRun, n: int, seed: int, request: dict[str, Any], steps: int | None, out: Path
+) -> Drawn:
+    """--text A --text-to B --interpolate K: rows of K images from A's code to B's."""
+    if steps is None:
+        raise GanforgeError(
+            "--text-to walks from the --text prompt to another: give the number of steps, "
+            "e.g. --interpolate 8."
+        )
+    rows = n if out.suffix == ".gif" else n // steps
+    return loaded.sampler.draw(rows, seed, {**request, "steps": steps})
 
 
 def walk_noise(sampler: Sampler, steps: int) -> Callable[[int, torch.Generator], torch.Tensor]:
@@ -170,7 +185,11 @@ def sample_to_file(
     loaded = load_run(target, device)
     if truncation is not None:
         set_truncation(loaded.sampler.G, truncation)
-    if interpolate is None:
+    if request and request.get("text_to"):  # a walk between two prompts, not latents
+        drawn = draw_text_walk(loaded, n, seed, request, interpolate, out)
+        if out.suffix == ".gif":
+            return loaded, drawn, [save_gif(drawn.x, interpolate, out)]
+    elif interpolate is None:
         drawn = loaded.sampler.draw(n, seed, request)
     else:
         loaded.sampler.check_request(request)  # a translator refuses here, before the walk

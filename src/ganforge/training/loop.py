@@ -30,7 +30,7 @@ from ganforge.data.subset import balanced_subset
 from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write_text, remove_stale_temps
-from ganforge.images import save_grid
+from ganforge.images import save_captioned_grid, save_grid
 from ganforge.nets.progressive import (
     current_resolution,
     growing,
@@ -174,6 +174,8 @@ class Trainer:
         if self.dataset.x_b is not None:
             index_b = index if self.dataset.paired else index % len(self.dataset.x_b)
             shown["x_b"] = self.dataset.to_model(self.dataset.x_b[index_b])
+        if "text" in self.dataset.fields:
+            shown["text"] = self.dataset.field("text")[index]
         return shown
 
     def labelled_batches(self) -> LabelledBatches:
@@ -271,6 +273,11 @@ class Trainer:
             if side is not None and side < fake.shape[-1]:  # growing: show what G makes now
                 step = fake.shape[-1] // side  # G's image is side x side, upsampled (nearest)
                 fake = fake[..., ::step, ::step]
+            captions = getattr(self.task, "grid_captions", None)
+            if captions is not None:  # one row per caption, printed beside it
+                return save_captioned_grid(
+                    fake.cpu(), path, nrow, captions(self.fixed_inputs)
+                )
             return save_grid(fake.cpu(), path, nrow=nrow)
         from ganforge.report.scatter import plot_points
 
