@@ -219,8 +219,12 @@ class EvalConfig:
     against: str | None = None
     primary: str | None = None
     labels: str = "uniform"
+    matcher: str | None = None
+    phrasing: str = "templates"
 
-    CHOICES: ClassVar[dict[str, tuple]] = {"labels": ("uniform", "data")}
+    CHOICES: ClassVar[dict[str, tuple]] = {
+        "labels": ("uniform", "data"), "phrasing": ("templates", "synonyms"),
+    }
 
 
 @dataclass

@@ -112,6 +112,8 @@ HELP: dict[str, str] = {
     "eval.against": "reference SOURCE[:split] (null: the run's data, test split)",
     "eval.primary": "the number that picks best.* (null: the first metric's first number)",
     "eval.labels": "conditional: sample classes uniform (balanced) or at the data's frequencies",
+    "eval.matcher": "text task: image-text matcher file for rprec (ganforge train-matcher)",
+    "eval.phrasing": "text task on fashion-mnist-captions: held-out templates or synonyms",
     "log.every": "write a metrics.jsonl line every N steps",
     "log.progress": "show a progress bar",
     "log.tensorboard": "also write TensorBoard logs",

@@ -8,18 +8,24 @@ from typing import Any
 import torch
 
 from ganforge.images import from_uint8
+from ganforge.text.vocab import Vocabulary
 
 # what each batch field holds and which sources provide it (for errors naming the fix)
 FIELD_HELP = {
     "x": "the examples",
     "y": (
-        "class labels: fashion-mnist, mnist, stacked-mnist (the mode), ring8, grid25, folder:PATH with one subfolder "
-        "per class (at least two), or npz:PATH with a y array"
+        "class labels: fashion-mnist, mnist, stacked-mnist (the mode), ring8, grid25, "
+        "folder:PATH with one subfolder per class (at least two), or npz:PATH with a y array"
     ),
     "x_b": (
         "a second image of each example (image-to-image translation): fashion-edges, "
         "fashion-edges-unpaired, aligned:PATH (A|B side by side), paired:PATH_A,PATH_B or "
         "unpaired:PATH (trainA/, trainB/)"
+    ),
+    "text": (
+        "captions (text-to-image): fashion-mnist-captions, or folder:PATH with a "
+        "metadata.jsonl or metadata.csv (columns file_name, text) at its root, or a .txt "
+        "file of captions beside each image (same name, one caption per line)"
     ),
 }
 
@@ -40,6 +46,9 @@ class Dataset:
     label_note: str | None = None  # why there are no labels and how to add them, if none
     x_b: torch.Tensor | None = None  # the other domain's images (image-to-image), uint8
     paired: bool = True  # x_b[i] is x[i]'s target; False: two unpaired collections
+    captions: list[list[str]] | None = None  # one or more caption strings per example
+    vocabulary: Vocabulary | None = None  # built from the captions by data/registry.finish
+    text: torch.Tensor | None = None  # (N, K, L) int64 ids; missing caption slots all PAD
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -52,13 +61,15 @@ class Dataset:
     @property
     def fields(self) -> tuple[str, ...]:
         """The batch fields this source can fill: x always, y with class labels, x_b with a
-        second domain."""
+        second domain, text with tokenized captions."""
         fields = ("x", "y") if self.labels is not None else ("x",)
-        return fields + ("x_b",) if self.x_b is not None else fields
+        fields = fields + ("x_b",) if self.x_b is not None else fields
+        return fields + ("text",) if self.text is not None else fields
 
     def field(self, name: str) -> torch.Tensor:
-        """The tensor behind a batch field: x (examples), y (labels), x_b (other domain)."""
-        return {"x": self.x, "y": self.labels, "x_b": self.x_b}[name]
+        """The tensor behind a batch field: x (examples), y (labels), x_b (other domain),
+        text (caption ids (N, K, L))."""
+        return {"x": self.x, "y": self.labels, "x_b": self.x_b, "text": self.text}[name]
 
     def info(self) -> DataInfo:
         """What a task needs to know about the data (no examples): kept with checkpoints."""
@@ -69,9 +80,11 @@ class Dataset:
         if names is None and self.num_classes:
             names = [str(k) for k in range(self.num_classes)]
         shape_b = tuple(self.x_b.shape[1:]) if self.x_b is not None else None
+        vocabulary = self.vocabulary.to_meta() if self.vocabulary is not None else None
+        max_words = int(self.text.shape[-1]) if self.text is not None else None
         return DataInfo(
             self.name, self.kind, self.shape, self.fields, self.num_classes, names, counts,
-            shape_b, self.paired,
+            shape_b, self.paired, vocabulary, max_words,
         )
 
     def to_model(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,6 +112,8 @@ class DataInfo:
     class_counts: list[int] | None = None  # training examples per class
     shape_b: tuple[int, ...] | None = None  # one x_b example's shape (image-to-image)
     paired: bool = True  # whether x_b[i] is x[i]'s target
+    vocabulary: list[str] | None = None  # the caption vocabulary's words (index = id)
+    max_words: int | None = None  # caption length in ids (data.max_words)
 
     def to_meta(self) -> dict[str, Any]:
         """Plain values for a checkpoint's JSON metadata."""
@@ -112,11 +127,14 @@ class DataInfo:
             "class_counts": self.class_counts,
             "shape_b": list(self.shape_b) if self.shape_b is not None else None,
             "paired": self.paired,
+            "vocabulary": self.vocabulary,
+            "max_words": self.max_words,
         }
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> DataInfo:
-        """Inverse of to_meta; checkpoints written before fields existed had x only."""
+        """Inverse of to_meta; checkpoints written before fields existed had x only, and
+        before captions no vocabulary."""
         return cls(
             name=meta["name"],
             kind=meta["kind"],
@@ -127,4 +145,6 @@ class DataInfo:
             class_counts=meta.get("class_counts"),
             shape_b=tuple(meta["shape_b"]) if meta.get("shape_b") else None,
             paired=meta.get("paired", True),
+            vocabulary=meta.get("vocabulary"),
+            max_words=meta.get("max_words"),
         )

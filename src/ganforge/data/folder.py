@@ -7,12 +7,15 @@ side is data.resolution (64 when null) and center-cropped square. Channels: data
 dropped, as Pillow's convert does). Labels: when every image sits in a direct subfolder and
 there are at least two, the sorted subfolder names are the classes; otherwise no labels.
 Unreadable files are skipped with a warning naming them (data.strict: an error instead).
-data.split is ignored: a folder is one split.
+data.split is ignored: a folder is one split. Captions (metadata.jsonl / metadata.csv at the
+root, or IMAGE.txt beside each image) are read by data/captions.py; when a folder has them,
+only its captioned images are loaded (the others are named in a warning, or an error with
+data.strict), and each example keeps its captions in the order of x.
 
 The decoded tensor is saved in the user cache, keyed by a hash of the folder's path, its sorted
-file list with a BLAKE2b hash of each file's bytes, and the resolution, channels and limit, so a second build
-decodes nothing; any change to the files makes a new key. The 8 most recently used entries
-are kept.
+file list with a BLAKE2b hash of each file's bytes, and the resolution, channels and limit, so a
+second build decodes nothing; any change to the files makes a new key. The 8 most recently
+used entries are kept.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ganforge.config import DataConfig
+from ganforge.data.captions import folder_captions
 from ganforge.data.dataset import Dataset
 from ganforge.data.paths import user_cache_dir
 from ganforge.data.transforms import match_channels, resize_square
@@ -271,9 +275,22 @@ def from_cache(path: Path, root: Path, strict: bool) -> tuple | None:
     return tensors["x"], tensors.get("labels"), meta
 
 
+def decoded_captions(
+    root: Path, files: list[Path], meta: dict, count: int, table: dict[str, list[str]]
+) -> list[list[str]]:
+    """The captions of the `count` decoded images: the files in order, less the skipped ones."""
+    skipped = {name for name, _ in meta.get("skipped", [])}
+    names = [f.relative_to(root).as_posix() for f in files]
+    return [table[name] for name in names if name not in skipped][:count]
+
+
 def load_folder(root: Path, cfg: DataConfig) -> Dataset:
-    """A folder of images as a uint8 dataset, from the decode cache when it is current."""
+    """A folder of images as a uint8 dataset, from the decode cache when it is current; with
+    captions when the folder has caption files (then only its captioned images)."""
     files = check_root(root, cfg.source)
+    table = folder_captions(root, files, cfg.strict)
+    if table is not None:
+        files = [f for f in files if f.relative_to(root).as_posix() in table]
     resolution = cfg.resolution or DEFAULT_RESOLUTION
     key = cache_key(root, files, resolution, cfg)
     cache_path = user_cache_dir() / "folders" / f"{key}.safetensors"
@@ -283,6 +300,7 @@ def load_folder(root: Path, cfg: DataConfig) -> Dataset:
         save_cache(cache_path, *cached)
     x, labels, meta = cached
     names = meta.get("class_names")
+    captions = None if table is None else decoded_captions(root, files, meta, len(x), table)
     return Dataset(
         x=x,
         labels=labels,
@@ -291,4 +309,5 @@ def load_folder(root: Path, cfg: DataConfig) -> Dataset:
         num_classes=len(names) if names else None,
         class_names=names,
         label_note=None if names else why_unlabelled(root, files),
+        captions=captions,
     )

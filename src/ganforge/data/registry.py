@@ -1,22 +1,30 @@
 """data.source -> Dataset: the table of sources, the shared finishing steps, `ganforge datasets`.
 
-Built-in names (fashion-mnist, mnist, stacked-mnist, ring8, grid25) and path forms (folder:PATH, npz:PATH,
-npy:PATH). Every source's examples then pass the same steps, in this order: data.limit keeps
-the first N (in the source's fixed order), data.channels tiles gray to RGB or turns RGB into
-luminance, data.resolution resizes (shorter side) and center-crops square. Channels and
-resolution apply to images only; vector sources ignore them.
+Built-in names (fashion-mnist, mnist, stacked-mnist, fashion-edges(-unpaired),
+fashion-mnist-captions, ring8, grid25) and path forms (folder:PATH, npz:PATH, npy:PATH, aligned:,
+paired:, unpaired:). Every source's examples then pass the same steps, in this order:
+data.limit keeps the first N (in the source's fixed order), data.channels tiles gray to RGB or
+turns RGB into luminance, data.resolution resizes (shorter side) and center-crops square.
+Channels and resolution apply to images only; vector sources ignore them. Sources with captions
+(fashion-mnist-captions, folders with caption files) then get a vocabulary built from all their
+(limited) captions and the `text` field: ids (N, K, data.max_words), see data/captions.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ganforge.config import DataConfig
 from ganforge.data.arrays import load_array
+from ganforge.data.captions import caption_tokens, longest
 from ganforge.data.dataset import Dataset
+from ganforge.data.fashion_captions import CAPTIONS_PER_IMAGE, load_fashion_captions
+from ganforge.data.fashion_captions import DESCRIPTION as CAPTIONS_DESCRIPTION
+from ganforge.data.fashion_captions import NAME as FASHION_CAPTIONS
 from ganforge.data.folder import load_folder
 from ganforge.data.idx import IDX_SOURCES, load_idx, where
 from ganforge.data.mixtures import MIXTURES, load_mixture
@@ -32,6 +40,7 @@ from ganforge.data.paths import source_path
 from ganforge.data.stacked import STACKED_SOURCES, load_stacked, stacked_where
 from ganforge.data.transforms import match_channels, resize_square
 from ganforge.errors import GanforgeError
+from ganforge.text.vocab import Vocabulary
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,10 @@ class SourceInfo:
 
 # what each path form says about class labels, for `ganforge datasets`
 PATH_LABELS = {
-    "folder": "labels: one subfolder per class (at least two)",
+    "folder": (
+        "labels: one subfolder per class (at least two); captions: metadata.jsonl / "
+        "metadata.csv (file_name, text) or IMAGE.txt beside each image"
+    ),
     "npz": "labels: a y (or labels) array of class indices",
     "npy": "labels: none (use npz for labelled data)",
     "aligned": "pairs (image-to-image): A|B side by side; PATH/train, PATH/test as splits",
@@ -92,7 +104,10 @@ PATH_FORMS: dict[str, tuple[str, Callable[[str, DataConfig], Dataset]]] = {
 def builtin_names() -> list[str]:
     """Names of the built-in sources, files first (and those built from them), then the
     generated mixtures."""
-    return list(IDX_SOURCES) + list(STACKED_SOURCES) + list(PAIRED_BUILTINS) + list(MIXTURES)
+    return (
+        list(IDX_SOURCES) + list(STACKED_SOURCES) + list(PAIRED_BUILTINS) + [FASHION_CAPTIONS]
+        + list(MIXTURES)
+    )
 
 
 def unknown_source(source: str) -> GanforgeError:
@@ -126,6 +141,8 @@ def load_source(cfg: DataConfig) -> Dataset:
         return load_stacked(STACKED_SOURCES[source], cfg)
     if source in PAIRED_BUILTINS:
         return load_fashion_edges(source, cfg)
+    if source == FASHION_CAPTIONS:
+        return load_fashion_captions(cfg)
     if source in MIXTURES:
         return load_mixture(MIXTURES[source], cfg.split)
     form, sep, rest = source.partition(":")
@@ -145,15 +162,35 @@ def finish_images(x, cfg: DataConfig, kind: str):
     return x.contiguous()
 
 
+def finish_text(data: Dataset, cfg: DataConfig) -> Dataset:
+    """A captioned dataset with its vocabulary (every caption's words) and its text ids;
+    warns once when captions were cut to data.max_words."""
+    vocabulary = Vocabulary.build(text for texts in data.captions for text in texts)
+    text, _, cut = caption_tokens(data.captions, vocabulary, cfg.max_words)
+    if cut:
+        total = sum(len(texts) for texts in data.captions)
+        warnings.warn(
+            f"{cut} of the {total} captions of {data.name} have more than data.max_words="
+            f"{cfg.max_words} words and were cut (the longest has {longest(data.captions)}). "
+            "Set data.max_words higher to keep them whole.",
+            stacklevel=3,
+        )
+    return dataclasses.replace(data, vocabulary=vocabulary, text=text)
+
+
 def finish(data: Dataset, cfg: DataConfig) -> Dataset:
     """Apply data.limit, then (images only) data.channels and data.resolution, to x and x_b;
-    then data.direction (BtoA swaps the two domains)."""
+    then data.direction (BtoA swaps the two domains); captions get a vocabulary and text."""
     x, labels = finish_images(data.x, cfg, data.kind), data.labels
-    if labels is not None and cfg.limit is not None:
-        labels = labels[: cfg.limit]
+    captions = data.captions
+    if cfg.limit is not None:
+        labels = labels if labels is None else labels[: cfg.limit]
+        captions = captions if captions is None else captions[: cfg.limit]
     x_b = None if data.x_b is None else finish_images(data.x_b, cfg, data.kind)
     if not (x is data.x and labels is data.labels and x_b is data.x_b):
         data = dataclasses.replace(data, x=x, labels=labels, x_b=x_b)
+    if captions is not None:
+        data = finish_text(dataclasses.replace(data, captions=captions), cfg)
     return swap_domains(data) if cfg.direction == "BtoA" else data
 
 
@@ -178,6 +215,11 @@ def list_sources(cfg: DataConfig | None = None) -> list[SourceInfo]:
         found, text = where(fashion, cfg)
         labels = f"labels: {len(fashion.class_names)} classes; pairs A (edges), B (image)"
         infos.append(SourceInfo(name, description, found, text, labels))
+    found, text = where(fashion, cfg)
+    labels = (
+        f"labels: {len(fashion.class_names)} classes; captions: {CAPTIONS_PER_IMAGE} per image"
+    )
+    infos.append(SourceInfo(FASHION_CAPTIONS, CAPTIONS_DESCRIPTION, found, text, labels))
     for mixture in MIXTURES.values():
         labels = f"labels: the mode index ({len(mixture.centers)} classes)"
         infos.append(

@@ -12,17 +12,19 @@ from ganforge.config import DataConfig
 from ganforge.errors import GanforgeError
 from ganforge.metrics.evaluate import evaluate, parse_against
 from ganforge.tasks.sampling import Sampler
+from ganforge.tasks.text import TextSampler
 from ganforge.tasks.translation import TranslationSampler
 
 TRAINING_METRICS = ("cas", "accuracy")  # computed here, not by metrics.evaluate
 TRANSLATION_METRICS = ("l1", "psnr", "ssim", "cycle")  # image-to-image runs only
+TEXT_METRICS = ("attr", "rprec")  # text-to-image runs only (training/text_eval.py)
 
 
 def split_metrics(metrics: str | list[str]) -> tuple[list[str], list[str]]:
     """(metrics for metrics.evaluate, metrics computed here) from a list or comma string."""
     names = metrics.split(",") if isinstance(metrics, str) else list(metrics)
     names = [m.strip().lower() for m in names if m.strip()]
-    here = TRAINING_METRICS + TRANSLATION_METRICS
+    here = TRAINING_METRICS + TRANSLATION_METRICS + TEXT_METRICS
     return [m for m in names if m not in here], [m for m in names if m in here]
 
 
@@ -87,6 +89,8 @@ def evaluate_sampler(
     labels: str = "uniform",
     progress: bool = True,
     device: str = "cpu",
+    matcher: str | None = None,
+    phrasing: str = "templates",
 ) -> dict[str, Any]:
     """Every requested metric of the sampler's samples against `against`, with its protocol.
 
@@ -104,6 +108,24 @@ def evaluate_sampler(
         return evaluate_translation(
             sampler, against, standard + extra, features=features, n=n, seed=seed,
             progress=progress, device=device,
+        )
+    if isinstance(sampler, TextSampler):  # prompts, then the standard and text metrics
+        from ganforge.training.text_eval import evaluate_text
+
+        against = dataclasses.replace(
+            train_data, source=against.source, split=against.split, limit=against.limit,
+            strict=False,
+        )
+        return evaluate_text(
+            sampler, against, standard + extra, features=features, n=n, seed=seed,
+            progress=progress, device=device, matcher=matcher, phrasing=phrasing,
+        )
+    texts = [m for m in extra if m in TEXT_METRICS]
+    if texts:
+        raise GanforgeError(
+            f"Metric '{texts[0]}' scores images against the captions they were made for, so "
+            f"it needs a text-to-image run (task.name=text); this run's task is "
+            f"'{sampler.task}'."
         )
     pixel = [m for m in extra if m in TRANSLATION_METRICS]
     if pixel:
@@ -245,7 +267,7 @@ def refuse_growing(generator: Any, step: int) -> None:
 
 def evaluate_target(
     target: str, *, against: str | None, labels: str = "uniform", device: Any = "cpu",
-    **common: Any,
+    matcher: str | None = None, phrasing: str = "templates", **common: Any,
 ) -> dict[str, Any]:
     """`ganforge eval TARGET`: a run or checkpoint through its sampler (against its own data's
     test split by default), else a folder, .npy/.npz or real:SOURCE through metrics/targets."""
@@ -258,13 +280,14 @@ def evaluate_target(
         return evaluate_sampler(
             loaded.sampler, loaded.config.data,
             against=against or default_against(loaded.config.data), labels=labels,
-            device=str(device), **common,
+            device=str(device), matcher=matcher, phrasing=phrasing, **common,
         )
     if not against:
         raise GanforgeError("Give --against SOURCE[:split], e.g. --against fashion-mnist:test.")
     run_only = split_metrics(common.get("metrics", []))[1]
     if run_only:
-        kind = {"cas": "class-conditional", "accuracy": "semi-supervised"}[run_only[0]]
+        kind = {"cas": "class-conditional", "accuracy": "semi-supervised", "attr": "text",
+                "rprec": "text"}.get(run_only[0], "image-to-image")
         raise GanforgeError(
             f"Metric '{run_only[0]}' needs a {kind} run directory or checkpoint; "
             f"'{target}' is not one."

@@ -298,7 +298,7 @@ class Trainer:
         result = evaluate_sampler(
             self.task.sampler(), self.config.data, against=against, metrics=e.metrics,
             features=e.features, n=e.n, seed=self.config.train.seed, labels=e.labels,
-            progress=False, device=str(self.device),
+            progress=False, device=str(self.device), matcher=e.matcher, phrasing=e.phrasing,
         )
         scores = flat_scores(result)
         row = {"step": self.step, **{f"eval/{k}": v for k, v in scores.items()}}
