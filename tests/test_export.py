@@ -43,6 +43,12 @@ CYCLEGAN = [
     *PIX2PIX[1:], "task.name=cyclegan", "model.translator=resnet", "model.resnet_blocks=1",
     "loss.name=lsgan",
 ]
+TEXT = [
+    "task.name=text", "data.source=fashion-mnist-captions", "data.limit=64",
+    "data.resolution=16", "model.arch=dcgan", "model.z_dim=8", "model.g_width=8",
+    "model.d_width=8", "model.text_dim=16", "model.c_dim=4", "model.attention=true",
+    "train.batch_size=16", *FAST,
+]
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
            "Bag", "Ankle boot"]
 
@@ -76,6 +82,12 @@ def pix2pix_run(tmp_path_factory):
 def cyclegan_run(tmp_path_factory):
     """A CycleGAN (ResNet translators both ways)."""
     return trained(tmp_path_factory, "cyclegan", CYCLEGAN)
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    """A text-to-image DCGAN with word attention and the trainable encoder."""
+    return trained(tmp_path_factory, "text", TEXT)
 
 
 def session(path) -> onnxruntime.InferenceSession:
@@ -185,6 +197,41 @@ def test_cyclegan_exports_the_direction_asked_for(cyclegan_run, pix2pix_run, tmp
                      "--direction", "BtoA")
     assert "learned AtoB only" in err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_onnx_of_a_text_to_image_gan_takes_word_ids(text_run, tmp_path):
+    out = tmp_path / "text.onnx"
+    result = export.export_generator(text_run, out)
+    sess = session(out)
+    assert [i.name for i in sess.get_inputs()] == ["z", "tokens"]
+    sampler = load_run(text_run).sampler
+    vocabulary = sampler.codes.vocabulary
+    assert result.meta["vocabulary"] == vocabulary.words
+    prompts = ["a dark top, small", "a big light bag", "a trouser", "a small dark sneaker",
+               "photo of a pale dress, large", "a coat", "a medium ankle boot in the frame"]
+    for n in (1, 7):
+        tokens, _, _ = vocabulary.encode_batch(prompts[:n], sampler.codes.max_words)
+        z = torch.randn(n, sampler.G.z_dim, generator=torch.Generator().manual_seed(n))
+        got = run_onnx(sess, z=z, tokens=tokens)
+        expected = sampler.generate(z, sampler.encode(prompts[:n]))
+        assert got.abs().max() > 0.02 and max_diff(got, expected) <= 1e-5
+    z = torch.randn(1, sampler.G.z_dim).repeat(2, 1)  # the caption is an input, not a constant
+    tokens, _, _ = vocabulary.encode_batch(prompts[:2], sampler.codes.max_words)
+    images = run_onnx(sess, z=z, tokens=tokens)
+    assert max_diff(images[:1], images[1:]) > 1e-3
+
+
+def test_safetensors_of_a_text_run_rebuilds_g_with_its_encoder(text_run, tmp_path):
+    out = tmp_path / "G.safetensors"
+    export.export_generator(text_run, out, fmt="safetensors")
+    G, meta = export.load_generator(out)
+    sampler = load_run(text_run).sampler
+    tokens, _, _ = sampler.codes.vocabulary.encode_batch(["a dark bag", "a light coat"], 24)
+    z = torch.randn(2, sampler.G.z_dim)
+    with torch.no_grad():
+        assert torch.equal(G(z, tokens), sampler.generate(z, sampler.encode(["a dark bag",
+                                                                              "a light coat"])))
+    assert [p["name"] for p in meta["inputs"]] == ["z", "tokens"]
 
 
 # -- safetensors -------------------------------------------------------------------------------

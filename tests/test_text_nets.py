@@ -157,3 +157,13 @@ def test_conditioning_augmentation_uses_eps_columns_of_z():
     eps = z[:, 8:]
     torch.testing.assert_close(base_input[:, 8:], mu + torch.exp(0.5 * logvar) * eps)
     torch.testing.assert_close(base_input[:, :8], z[:, :8])
+
+
+def test_unknown_words_read_as_if_absent():
+    torch.manual_seed(0)
+    encoder = TextEncoder(vocab_size=10, embed_dim=8, out_dim=12)
+    out = encoder(torch.tensor([[5, 1, 6, 7]]))  # "w5 <unk> w6 w7"
+    assert out.mask.tolist() == [[True, False, True, True]]
+    assert (out.words[0, :, 1] == 0).all()  # pooled as a gap, like padding
+    assert not torch.allclose(encoder(torch.tensor([[5, 2, 6, 7]])).sentence, out.sentence)
+    assert torch.isfinite(encoder(torch.tensor([[1, 1, 0, 0]])).sentence).all()

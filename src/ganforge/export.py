@@ -11,6 +11,9 @@ Its inputs and output (ONNX graph names; the sidecar lists them with shapes and 
   class_names are in index order);
 - image-to-image runs: `image` float32 (N, C, H, W) in [-1, 1], an image of the input domain of
   the run's training direction (a CycleGAN run's other direction with direction="BtoA"/"AtoB");
+- text-to-image runs: `z` and `tokens` int64 (N, L), each caption's word ids under the sidecar's
+  vocabulary (the trainable encoder is exported with G), or `z` and `text_code` float32 (N, 384),
+  the pretrained sentence encoder's codes (model.text_encoder=pretrained);
 - output: `images` float32 (N, C, H, W), in [-1, 1] under G's tanh (uint8 = round((x + 1) *
   127.5)), or `samples` float32 (N, D) in the data's own scale for vector data (as `ganforge
   sample` writes .npy). N, the batch axis, is dynamic.
@@ -23,7 +26,8 @@ TorchScript exporter (dynamo=False) is deprecated since torch 2.9. The file is c
 onnxruntime against PyTorch at batch sizes 1 and 7 before it is kept: a max abs difference
 above 1e-4, or an op ONNX cannot express (named, with the module that calls it), is refused.
 
-safetensors: G's state dict alone; the sidecar adds the run's config and data description
+safetensors: G's state dict alone (text runs: the wrapper's, G and the trainable encoder); the
+sidecar adds the run's config and data description
 (as checkpoint metadata holds them), from which `load_generator` rebuilds G.
 """
 
@@ -50,6 +54,7 @@ from ganforge.fileio import atomic_write, atomic_write_bytes, atomic_write_json,
 from ganforge.tasks.base import resolve_hyper
 from ganforge.tasks.conditional import ClassSampler
 from ganforge.tasks.sampling import Sampler, generate
+from ganforge.tasks.text import TextSampler
 from ganforge.tasks.translation import TranslationSampler
 from ganforge.training import checkpoint
 from ganforge.training.generator import LoadedRun, load_run
@@ -89,6 +94,7 @@ class Spec:
     source: str  # the checkpoint module the weights came from (G_ema when the run kept one)
     direction: str | None = None  # image-to-image runs
     class_names: list[str] | None = None  # class-conditional runs, in label order
+    vocabulary: list[str] | None = None  # text-to-image runs: word ids (index = id)
 
     @property
     def G(self) -> nn.Module:
@@ -134,6 +140,62 @@ class ImageInput(NoiseInput):
     def forward(self, image: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """The translated images (N, C', H, W) in [-1, 1]."""
         return self.generator(image)
+
+
+class TokensInput(NoiseInput):
+    """z (N, z_dim), tokens (N, L) int64 word ids -> G(z, caption codes): a text-to-image
+    generator with its trainable text encoder inside (tokenize with the sidecar's vocabulary)."""
+
+    def __init__(self, generator: nn.Module, encoder: nn.Module) -> None:
+        super().__init__(generator)
+        self.encoder = encoder
+
+    def forward(self, z: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """Images (N, C, H, W) of the captions."""
+        text = self.encoder(tokens)
+        if self.generator.attention is None:
+            return self.generator(z, text.sentence)
+        return self.generator(z, text.sentence, text.words, text.mask)
+
+
+class TextCodeInput(NoiseInput):
+    """z (N, z_dim), text_code (N, E) float32 -> G(z, code): a text-to-image generator whose
+    captions are encoded outside (the pretrained sentence encoder the sidecar names)."""
+
+    def forward(self, z: torch.Tensor, text_code: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """Images (N, C, H, W) of the captions the codes encode."""
+        return self.generator(z, text_code)
+
+
+TEXT_INPUTS = (TokensInput, TextCodeInput)
+
+
+def text_input(generator: nn.Module, discriminator: nn.Module, config: Any) -> nn.Module:
+    """A text-to-image G wrapped with its caption input: D's trainable encoder inside, or
+    sentence codes from outside (model.text_encoder=pretrained)."""
+    if config.model.text_encoder == "pretrained":
+        return TextCodeInput(generator)
+    return TokensInput(generator, discriminator.encoder)
+
+
+def text_spec(loaded: LoadedRun, z: Port, output: Port) -> Spec:
+    """A text-to-image run's G with its caption input: word ids through the trainable encoder
+    (exported with G), or the pretrained encoder's sentence codes."""
+    sampler = loaded.sampler
+    codes = sampler.codes
+    if codes.pretrained is None:
+        tokens = Port("tokens", ["N", codes.max_words], "int64",
+                      "word ids of each caption (the sidecar's vocabulary: 0 pads, 1 unknown), "
+                      "as ganforge.text.vocab.Vocabulary.encode_batch gives them")
+        inputs = [z, tokens]
+    else:
+        code = Port("text_code", ["N", codes.pretrained.out_dim], "float32",
+                    f"sentence codes of {codes.pretrained.name} (sentence-transformers, "
+                    "normalized), one per caption")
+        inputs = [z, code]
+    module = text_input(sampler.G, sampler.D, loaded.config)
+    return Spec(module, inputs, output, "G", source_module(loaded),
+                vocabulary=codes.vocabulary.to_meta())
 
 
 def output_port(loaded: LoadedRun, shape: tuple[int, ...]) -> Port:
@@ -184,6 +246,8 @@ def generator_spec(loaded: LoadedRun, direction: str | None = None) -> Spec:
                      f"class indices in [0, {len(names)}) (class_names lists them in order)")
         return Spec(ClassInput(sampler.G), [z, label], output, "G", source_module(loaded),
                     class_names=names)
+    if isinstance(sampler, TextSampler):
+        return text_spec(loaded, z, output)
     if type(sampler).draw is not Sampler.draw:  # G takes more than z; say so, do not guess
         raise GanforgeError(
             f"ganforge export does not know the inputs of task '{sampler.task}''s generator "
@@ -201,6 +265,10 @@ def example_inputs(spec: Spec, n: int, seed: int) -> tuple[torch.Tensor, ...]:
         shape = (n, *port.shape[1:])
         if port.name == "label":
             made.append(torch.arange(n) % len(spec.class_names or [None]))
+        elif port.name == "tokens":  # captions of 1 to L known words, then padding
+            words = torch.randint(2, len(spec.vocabulary or "xyz"), shape, generator=generator)
+            length = torch.randint(1, shape[1] + 1, (n, 1), generator=generator)
+            made.append(words * (torch.arange(shape[1]) < length))
         elif port.name == "image":
             made.append(torch.rand(shape, generator=generator) * 2 - 1)
         else:
@@ -375,7 +443,7 @@ def differences(path: Path, spec: Spec) -> dict[int, float]:
         inputs = example_inputs(spec, n, seed)
         feed = {p.name: x.numpy() for p, x in zip(spec.inputs, inputs, strict=True)}
         got = torch.from_numpy(session.run([spec.output.name], feed)[0])
-        want = generate(spec.G, *inputs)
+        want = generate(spec.module, *inputs)
         same_shape = got.shape == want.shape
         found[n] = float((got - want).abs().max()) if same_shape else float("inf")
     return found
@@ -417,7 +485,8 @@ def write_safetensors(spec: Spec, out: Path) -> dict[str, Any]:
     """G's state dict alone, as safetensors."""
     from safetensors.torch import save
 
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in spec.G.state_dict().items()}
+    net = spec.module if isinstance(spec.module, TEXT_INPUTS) else spec.G  # text: + encoder
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
     # bytes, not save_file: save_file recreates the temp file as 0600, whatever the umask says
     atomic_write_bytes(out, save(state, metadata={"format": SIDECAR_FORMAT}))
     return {}
@@ -443,9 +512,12 @@ def load_generator(
     task = tasks.get(meta["task"])
     with torch.random.fork_rng(devices=[]):  # building nets draws init weights: leave no trace
         nets = task.build_nets(config, info)
-    if isinstance(nets, tuple):  # adversarial tasks build (G, D); translation ones a dict
-        nets = {"G": nets[0]}
-    G = nets[meta["weights"]]
+    if meta["task"] == "text":  # G with its caption input, as exported
+        G = text_input(*nets, config)
+    else:
+        if isinstance(nets, tuple):  # adversarial tasks build (G, D); translation ones a dict
+            nets = {"G": nets[0]}
+        G = nets[meta["weights"]]
     try:
         G.load_state_dict(load_file(str(path), device="cpu"))
     except RuntimeError as exc:
@@ -514,6 +586,7 @@ def sidecar(
         "inputs": [port.to_meta() for port in spec.inputs],
         "output": spec.output.to_meta(),
         "class_names": spec.class_names,
+        "vocabulary": spec.vocabulary,
         "data_shape": list(info.shape),
         "data": loaded.meta["data"],
         "config": loaded.config.to_dict(),

@@ -29,6 +29,10 @@ ROWS = (
     ("PSNR (dB)", "psnr", None),
     ("SSIM", "ssim", None),
     ("cycle L1", "cycle_l1", None),
+    ("attributes right", "attr_acc", None),
+    ("brightness right", "brightness_acc", None),
+    ("size right", "size_acc", None),
+    ("R-precision", "rprec", "rprec_std"),
 )
 
 

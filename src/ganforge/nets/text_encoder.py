@@ -4,7 +4,10 @@ The seeds' text encoder ("embedding + 1D convolution"): token ids (N, L) with 0 
 become word vectors, two same-length 1D convolutions (kernel 3, ReLU) mix neighbouring words,
 and the sentence code is a linear map of the masked mean of the word features. The word
 features stay available for word-level attention (AttnGAN, Xu et al. 2018) as (N, D, L) with
-a mask of real words. Nothing here knows a vocabulary's words, only its size.
+a mask of real words. Unknown words (UNK) are masked like padding: every training caption's
+words are in the vocabulary, so UNK's embedding is never trained, and a prompt with an unknown
+word should read as the same prompt without it, not as noise. Nothing here knows a
+vocabulary's words, only its size.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-PAD = 0  # the padding token id (text/vocab.py)
+PAD, UNK = 0, 1  # the padding and unknown-word ids (text/vocab.py)
 
 
 @dataclass
@@ -55,7 +58,7 @@ class TextEncoder(nn.Module):
 
     def forward(self, tokens: Tensor) -> EncodedText:
         """Token ids (N, L), 0-padded -> sentence codes, word features and the word mask."""
-        mask = tokens != PAD
+        mask = tokens > UNK  # padding and unknown words carry nothing
         words = self.convs(self.embed(tokens).transpose(1, 2))  # (N, D, L)
         words = words * mask.unsqueeze(1)  # padding positions carry nothing
         count = mask.sum(1, keepdim=True).clamp(min=1)

@@ -108,9 +108,11 @@ class TextCodes:
         texts = [self.vocabulary.decode(row) for row in tokens.tolist()]
         return EncodedText(self.pretrained.encode(texts).to(self.device))
 
-    def encode_texts(self, texts: list[str], D: nn.Module | None) -> EncodedText:
+    def encode_texts(
+        self, texts: list[str], D: nn.Module | None, warn: bool = True
+    ) -> EncodedText:
         """User prompts -> codes (the pretrained encoder reads the raw text, any word)."""
-        tokens = self.tokenize(texts, warn=True)
+        tokens = self.tokenize(texts, warn=warn)
         if self.pretrained is not None:
             return EncodedText(self.pretrained.encode(list(texts)).to(self.device))
         with torch.no_grad():
@@ -140,9 +142,10 @@ class TextSampler(Sampler):
             )
         return [text] if isinstance(text, str) else list(text)
 
-    def encode(self, texts: list[str]) -> EncodedText:
-        """Prompts -> codes on the device, as G reads them."""
-        return self.codes.encode_texts(texts, self.D)
+    def encode(self, texts: list[str], warn: bool = True) -> EncodedText:
+        """Prompts -> codes on the device, as G reads them (warn: about cut prompts and
+        unknown words; evaluation prompts use unknown words on purpose)."""
+        return self.codes.encode_texts(texts, self.D, warn)
 
     def generate(self, z: torch.Tensor, encoded: EncodedText) -> torch.Tensor:
         """G(z, codes) in eval mode, in chunks, on the CPU."""
@@ -202,7 +205,7 @@ class TextSampler(Sampler):
                 memo.clear()
                 texts, classes = prompts(n, seed)
                 z = self.noise(n, torch.Generator().manual_seed(seed))
-                x = self.generate(z, self.encode(list(texts)))
+                x = self.generate(z, self.encode(list(texts), warn=False))
                 memo[(n, seed)] = (data_edge(x, self.kind), classes)
             images, classes = memo[(n, seed)]
             return (images, classes) if classes is not None else images

@@ -121,6 +121,8 @@ def text_scores(
         loaded = load_matcher(matcher, device)
         codes = loaded.score_texts(prompts.texts)
         keys, _ = caption_keys(prompts.texts, [])
+        if prompts.brightness is not None:  # same class and attributes = the same caption
+            keys = prompts.labels * 6 + prompts.brightness * 2 + prompts.size
         mean, std = r_precision(
             loaded.image_codes(images), codes, codes, true_keys=keys, pool_keys=keys,
             generator=torch.Generator().manual_seed(seed),
@@ -128,8 +130,11 @@ def text_scores(
         scores.update(rprec=mean, rprec_std=std)
         protocol["rprec"] = {
             "matcher": str(matcher), "matcher_real_r_precision": loaded.real_r_precision,
-            "rule": "R=1: the prompt beats 99 other prompts of this evaluation (never an "
-                    "identical string) by cosine similarity; mean and std over 10 folds",
+            "rule": "R=1: the prompt beats 99 other prompts of this evaluation by cosine "
+                    "similarity; mean and std over 10 folds; never drawn as a mismatch: "
+                    + ("a prompt of the same class, brightness and size (the same caption in "
+                       "other words)" if prompts.brightness is not None else
+                       "an identical string"),
         }
     return scores, protocol
 
