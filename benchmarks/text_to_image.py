@@ -33,10 +33,10 @@ COMMON = ["log.progress=false", "log.every=100", "train.sample_every=1000",
           "train.checkpoint_every=100000", "train.steps=1000000"]
 VARIANTS = {  # name -> (config, --set changes)
     "trainable": (TRAINABLE, []),
-    "trainable, no mismatch": (TRAINABLE, ["loss.mismatch=false"]),
+    "trainable - mismatch": (TRAINABLE, ["loss.mismatch=false"]),
     "trainable + attention": (TRAINABLE, ["model.attention=true"]),
     "pretrained": (PRETRAINED, []),
-    "pretrained, no mismatch": (PRETRAINED, ["loss.mismatch=false"]),
+    "pretrained - mismatch": (PRETRAINED, ["loss.mismatch=false"]),
 }
 PHRASINGS = ("templates", "synonyms")
 

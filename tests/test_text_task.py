@@ -273,3 +273,9 @@ def test_training_grid_prints_its_captions(bars_run, tmp_path):
     assert grid.shape[1] == strip.shape[1] + SIDE + 4  # the strip, then one image column
     np.testing.assert_array_equal(grid[:, : strip.shape[1]], strip)
     assert strip.max() > 200  # text is drawn
+
+
+def test_train_summary_suggests_sampling_from_a_description(bars_run):
+    from ganforge.cli import next_command
+
+    assert next_command(bars_run).endswith('--text "A DESCRIPTION" -n 8 --out samples.png')

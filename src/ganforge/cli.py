@@ -368,13 +368,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def next_command(run_dir: Path) -> str:
-    """What a user types after training: sample a GAN, translate with an image-to-image run."""
+    """What a user types after training: sample a GAN (from a description, for text-to-image),
+    translate with an image-to-image run."""
     from ganforge import config as configlib
     from ganforge import tasks
 
     task = tasks.get(configlib.load(Path(run_dir) / "config.yaml").task.name)
     if "x_b" in task.needs:
         return f"ganforge translate {run_dir} INPUT_FOLDER --out translated/"
+    if "text" in task.needs:
+        return f'ganforge sample {run_dir} --text "A DESCRIPTION" -n 8 --out samples.png'
     return f"ganforge sample {run_dir} -n 64 --out samples.png"
 
 

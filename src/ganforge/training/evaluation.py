@@ -20,6 +20,24 @@ TRANSLATION_METRICS = ("l1", "psnr", "ssim", "cycle")  # image-to-image runs onl
 TEXT_METRICS = ("attr", "rprec")  # text-to-image runs only (training/text_eval.py)
 
 
+# (metrics, what they do, the kind of run they need): refused on any other run
+RUN_KIND_METRICS = (
+    (TEXT_METRICS, "scores images against the captions they were made for",
+     "a text-to-image run (task.name=text)"),
+    (TRANSLATION_METRICS, "compares translations with their targets",
+     "an image-to-image run (task.name=pix2pix or cyclegan)"),
+)
+
+
+def as_run_read(train_data: DataConfig, against: DataConfig) -> DataConfig:
+    """The reference source read the way the run read its data (resolution, channels,
+    direction, caption length), with the reference's source, split and limit."""
+    return dataclasses.replace(
+        train_data, source=against.source, split=against.split, limit=against.limit,
+        strict=False,
+    )
+
+
 def split_metrics(metrics: str | list[str]) -> tuple[list[str], list[str]]:
     """(metrics for metrics.evaluate, metrics computed here) from a list or comma string."""
     names = metrics.split(",") if isinstance(metrics, str) else list(metrics)
@@ -100,40 +118,26 @@ def evaluate_sampler(
     """
     standard, extra = split_metrics(metrics)
     against = parse_against(against)
-    if isinstance(sampler, TranslationSampler):  # read as the run read its data
-        against = dataclasses.replace(
-            train_data, source=against.source, split=against.split, limit=against.limit,
-            strict=False,
-        )
+    if isinstance(sampler, TranslationSampler):
         return evaluate_translation(
-            sampler, against, standard + extra, features=features, n=n, seed=seed,
-            progress=progress, device=device,
+            sampler, as_run_read(train_data, against), standard + extra, features=features,
+            n=n, seed=seed, progress=progress, device=device,
         )
     if isinstance(sampler, TextSampler):  # prompts, then the standard and text metrics
         from ganforge.training.text_eval import evaluate_text
 
-        against = dataclasses.replace(
-            train_data, source=against.source, split=against.split, limit=against.limit,
-            strict=False,
-        )
         return evaluate_text(
-            sampler, against, standard + extra, features=features, n=n, seed=seed,
-            progress=progress, device=device, matcher=matcher, phrasing=phrasing,
+            sampler, as_run_read(train_data, against), standard + extra, features=features,
+            n=n, seed=seed, progress=progress, device=device, matcher=matcher,
+            phrasing=phrasing,
         )
-    texts = [m for m in extra if m in TEXT_METRICS]
-    if texts:
-        raise GanforgeError(
-            f"Metric '{texts[0]}' scores images against the captions they were made for, so "
-            f"it needs a text-to-image run (task.name=text); this run's task is "
-            f"'{sampler.task}'."
-        )
-    pixel = [m for m in extra if m in TRANSLATION_METRICS]
-    if pixel:
-        raise GanforgeError(
-            f"Metric '{pixel[0]}' compares translations with their targets, so it needs an "
-            f"image-to-image run (task.name=pix2pix or cyclegan); this run's task is "
-            f"'{sampler.task}'."
-        )
+    for names, what, kind in RUN_KIND_METRICS:
+        found = [m for m in extra if m in names]
+        if found:
+            raise GanforgeError(
+                f"Metric '{found[0]}' {what}, so it needs {kind}; this run's task is "
+                f"'{sampler.task}'."
+            )
     result: dict[str, Any] = {
         "protocol": {"against": {"source": against.source, "split": against.split}}
     }
