@@ -279,3 +279,15 @@ def test_train_summary_suggests_sampling_from_a_description(bars_run):
     from ganforge.cli import next_command
 
     assert next_command(bars_run).endswith('--text "A DESCRIPTION" -n 8 --out samples.png')
+
+
+def test_wrong_sampling_options_name_the_right_flags_and_task(bars_run, tmp_path, capsys):
+    message = user_error(capsys, "sample", bars_run, "--class", "3", "--out", tmp_path / "a.png")
+    assert "takes --text, --text-file, --text-to" in message
+    assert "task.name=conditional" in message
+    ring = tmp_path / "ring"
+    train(configlib.load(None, ["data.source=ring8", "model.arch=mlp", "train.steps=2",
+                                "log.progress=false"]), ring, progress=False)
+    message = user_error(capsys, "sample", ring, "--text", "a dot", "--out", tmp_path / "b.png")
+    assert "--text does not apply" in message and "takes no conditions" in message
+    assert "task.name=text" in message and "captioned data" in message

@@ -31,6 +31,7 @@ class ClassSampler(Sampler):
     """A class-conditional generator: request {"class": "Sandal,3"} or {"class": "all"}."""
 
     options = ("class",)
+    flags = ("--class",)
 
     @property
     def class_names(self) -> list[str]:

@@ -21,6 +21,12 @@ from ganforge.data.dataset import DataInfo, to_data_scale
 from ganforge.errors import GanforgeError
 from ganforge.images import to_uint8
 
+# what to train for a sampling option a run does not take
+TRAINED_FOR = {
+    "class": "a conditional GAN (task.name=conditional) on labelled data",
+    "text": "a text-to-image GAN (task.name=text) on captioned data",
+    "text_to": "a text-to-image GAN (task.name=text) on captioned data",
+}
 GENERATE_BATCH = 500  # samples per G forward pass when sampling (bounds memory, not results)
 
 
@@ -61,6 +67,7 @@ class Sampler:
     """An unconditional generator: z ~ N(0, I) from a seeded generator -> samples."""
 
     options: ClassVar[tuple[str, ...]] = ()  # the request keys this sampler understands
+    flags: ClassVar[tuple[str, ...]] = ()  # the `ganforge sample` options behind them
 
     def __init__(
         self, G: nn.Module, info: DataInfo, task: str, device: torch.device | str = "cpu"
@@ -77,11 +84,13 @@ class Sampler:
         request = {k: v for k, v in (request or {}).items() if v is not None}
         extra = [k for k in request if k not in self.options]
         if extra:
-            takes = ", ".join(f"--{o}" for o in self.options) or "no conditions"
+            flag = "--" + extra[0].replace("_", "-")
+            takes = ", ".join(self.flags) or "no conditions"
+            kind = TRAINED_FOR.get(extra[0], TRAINED_FOR["class"])
             raise GanforgeError(
-                f"--{extra[0]} does not apply to this run: it was trained with task "
-                f"'{self.task}', which takes {takes}. Sample it without --{extra[0]}, or train "
-                "a conditional GAN (task.name=conditional) on labelled data."
+                f"{flag} does not apply to this run: it was trained with task "
+                f"'{self.task}', which takes {takes}. Sample it without {flag}, or train "
+                f"{kind}."
             )
         return request
 

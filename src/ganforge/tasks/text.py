@@ -124,6 +124,7 @@ class TextSampler(Sampler):
     {"text_to": prompt, "steps": K} for a walk from the first prompt to another."""
 
     options = ("text", "text_to", "steps")
+    flags = ("--text", "--text-file", "--text-to")
 
     def __init__(
         self, G: nn.Module, info: DataInfo, task: str, device: torch.device | str,
