@@ -88,7 +88,10 @@ def score_real(args: argparse.Namespace) -> dict:
         prompts = fashion_prompts(against, args.n, 0, phrasing)
         rows = torch.randint(len(data), (args.n,), generator=torch.Generator().manual_seed(0))
         images = data.x[rows]  # the very images the prompts describe
-        result = evaluate(lambda n, s: (images[:n], prompts.labels[:n]), against=against,
+        def real(n: int, seed: int, images=images, labels=prompts.labels):
+            return images[:n], labels[:n]
+
+        result = evaluate(real, against=against,
                           metrics=["cacc"], features=f"classifier:{args.classifier}",
                           n=args.n, seed=0, progress=False)
         row = {"cacc": result["cacc"]}

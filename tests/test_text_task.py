@@ -267,7 +267,7 @@ def test_training_grid_prints_its_captions(bars_run, tmp_path):
     captions = t.task.grid_captions(t.fixed_inputs)
     assert len(captions) == 8  # one row per fixed training example
     assert all(c in PHRASES["left"][:1] + PHRASES["right"][:1] for c in captions)
-    grid = np.asarray(Image.open(sorted((bars_run / "samples").glob("*.png"))[-1]))
+    grid = np.asarray(Image.open(max((bars_run / "samples").glob("*.png"))))
     strip = caption_strip(captions, SIDE)
     assert grid.shape[0] == 8 * (SIDE + 2) + 2 and grid.shape[0] == strip.shape[0]
     assert grid.shape[1] == strip.shape[1] + SIDE + 4  # the strip, then one image column

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 PAD, UNK = 0, 1  # the padding and unknown-word ids (text/vocab.py)

@@ -32,6 +32,7 @@ from ganforge.penalties import ca_kl
 from ganforge.tasks.adversarial import AdversarialTask, Cond, Outputs
 from ganforge.tasks.base import Batch, Stats, resolve_hyper
 from ganforge.tasks.sampling import Drawn, Sampler, data_edge
+from ganforge.text.vocab import Vocabulary, words
 
 GRID_ROWS = 8  # captions shown in the training sample grid, one row each
 PRETRAINED_DIM = 384  # all-MiniLM-L6-v2's sentence code
@@ -60,8 +61,6 @@ class TextCodes:
                 "fashion-mnist-captions, or a folder:PATH with metadata.jsonl / metadata.csv "
                 "(file_name, text) or a .txt caption beside each image."
             )
-        from ganforge.text.vocab import Vocabulary
-
         self.vocabulary = Vocabulary.from_meta(info.vocabulary)
         self.max_words = int(info.max_words or config.data.max_words)
         self.device = device
@@ -73,7 +72,7 @@ class TextCodes:
 
     def tokenize(self, texts: list[str], warn: bool = False) -> torch.Tensor:
         """(N, max_words) token ids; with warn, a warning for cut prompts and unknown words."""
-        empty = [i for i, t in enumerate(texts) if not self.vocabulary_words(t)]
+        empty = [i for i, t in enumerate(texts) if not words(t)]
         if empty:
             raise GanforgeError(
                 f"Prompt {empty[0] + 1} ({texts[empty[0]]!r}) has no words. Give a "
@@ -93,13 +92,6 @@ class TextCodes:
                 "model.text_encoder=pretrained, which reads any word.", stacklevel=3,
             )
         return tokens
-
-    @staticmethod
-    def vocabulary_words(text: str) -> list[str]:
-        """The words of a prompt as the vocabulary splits them."""
-        from ganforge.text.vocab import words
-
-        return words(text)
 
     def encode_tokens(self, tokens: torch.Tensor, D: nn.Module) -> EncodedText:
         """Token ids (N, L) on the device -> codes (trainable: D's encoder, with its graph)."""

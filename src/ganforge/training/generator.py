@@ -18,7 +18,7 @@ from ganforge.config import Config
 from ganforge.data.dataset import DataInfo, to_data_scale
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write
-from ganforge.images import save_captioned_grid, make_grid, save_grid, to_uint8
+from ganforge.images import make_grid, save_captioned_grid, save_grid, to_uint8
 from ganforge.latent import walks
 from ganforge.nets.style import check_truncation, set_truncation
 from ganforge.tasks.sampling import Drawn, Sampler
