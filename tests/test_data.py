@@ -347,14 +347,14 @@ def test_folder_second_build_hits_the_cache(tmp_path, monkeypatch):
         second = build_dataset(cfg)
     assert torch.equal(first.x, second.x)
     cache = tmp_path / "cache" / "ganforge" / "folders"
-    assert [p.suffix for p in cache.iterdir()] == [".safetensors"]
+    assert sorted(p.suffix for p in cache.iterdir()) == [".json", ".u8"]  # one entry
 
     Image.new("L", (9, 9)).save(root / "f_new.png")  # a changed folder is decoded again
     monkeypatch.setattr(folderlib, "decode_image", decode_image)
     monkeypatch.setattr(folderlib, "CACHE_ENTRIES", 1)  # ... and the stale entry pruned
     with pytest.warns(UserWarning):
         assert len(build_dataset(cfg)) == 5
-    assert len(list(cache.iterdir())) == 1
+    assert len(list(cache.iterdir())) == 2  # one entry: KEY.json + KEY.u8
 
 
 def test_folder_missing_or_empty_is_a_clear_error(tmp_path):

@@ -49,6 +49,7 @@ class Dataset:
     captions: list[list[str]] | None = None  # one or more caption strings per example
     vocabulary: Vocabulary | None = None  # built from the captions by data/registry.finish
     text: torch.Tensor | None = None  # (N, K, L) int64 ids; missing caption slots all PAD
+    mapped: bool = False  # x memory-mapped from a file (folder:PATH): batch it on the CPU
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
