@@ -76,7 +76,7 @@ class _Job:
     config: DataConfig
     seed: int
     features: str
-    batch_size: int
+    batch_size: int | None  # None: extract() picks by the extractor's device
     cache_dir: str | Path | None
     progress: bool
     device: str
@@ -209,7 +209,7 @@ def _feature_metrics(
 
 
 def _channel_predictions(
-    extractor: FeatureExtractor, images: torch.Tensor, batch_size: int
+    extractor: FeatureExtractor, images: torch.Tensor, batch_size: int | None
 ) -> torch.Tensor:
     """Stacked MNIST: classify each channel as a grayscale image -> classes (N, C)."""
     columns = []
@@ -240,7 +240,7 @@ def evaluate(
     features: str = "inception",
     n: int | None = None,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
     device: str = "cpu",
@@ -257,6 +257,8 @@ def evaluate(
     points for 2D mixtures (PacGAN), 26,000 for Stacked MNIST modes alone. Image features come from `features` (inception,
     inception:PATH, classifier:PATH); for vector data the raw points are the features and
     'modes' uses the mixture's centers (DESIGN.md protocol). Real features are cached (refstats).
+    batch_size: images per extractor call; None picks it by device (extract.default_batch_size:
+    32 on CPU, larger on CUDA), which changes speed, not the features.
     """
     names = parse_metrics(metrics)
     config = parse_against(against)
