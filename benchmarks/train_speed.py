@@ -1,22 +1,37 @@
 """Training speed: ganforge's loop vs plain textbook PyTorch loops, same nets, batch and loss.
 
-DCGAN at 28x28 on Fashion-MNIST, non-saturating loss, Adam 2e-4 (0.5, 0.999). Variants:
-  textbook   pytorch/examples dcgan/main.py style: DataLoader(TensorDataset, shuffle), BCE
-  tensor     the same loop drawing batches by indexing one in-memory tensor (a strong baseline)
-  ganforge   ganforge's own Trainer.fit (logging, grad norms on log steps, NaN checks, final
-             checkpoint and loss plot included)
+DCGAN on Fashion-MNIST (28x28, or upsampled with --resolution 64), non-saturating loss, Adam
+2e-4 (0.5, 0.999). Variants:
+  textbook        pytorch/examples dcgan/main.py style: DataLoader(TensorDataset, shuffle), BCE,
+                  fp32
+  tensor          the same loop drawing batches by indexing one in-memory tensor on the device
+  ganforge        ganforge's own Trainer.fit, fp32 (logging, grad norms on log steps, NaN
+                  checks, final checkpoint and loss plot included)
+  ganforge-bf16   the same with train.precision=bf16
+  ganforge-bf16-compile   ... and train.compile=true
+  ganforge-fp16   train.precision=fp16 (GradScalers)
+  ganforge-bf16-compile-graphs   bf16, compiled with train.compile_mode=reduce-overhead (CUDA
+                  graphs)
 Each variant runs in its own process (so peak memory is its own), repeats interleaved
 (A B C A B C ...) to share machine noise; the table reports the median images/s of each and
-ratios of ganforge to each baseline. Peak memory: max RSS of the process on CPU, and
-torch.cuda.max_memory_allocated on CUDA.
+its ratio to the textbook loop. Peak memory: max RSS of the process on CPU, and
+torch.cuda.max_memory_allocated on CUDA. Default variants: the three fp32 ones on the CPU (half
+precision has no fast CPU kernels), all of them on CUDA. Warm-up steps (compilation included)
+are not timed.
+
+--ddp N instead measures ganforge under torchrun with 1 and N processes (gloo on the CPU, NCCL
+on GPUs), same global batch: images/s of the whole run and the speed-up.
 
     python benchmarks/train_speed.py --steps 200 --repeats 3
+    python benchmarks/train_speed.py --device cuda --resolution 64 --steps 500
+    python benchmarks/train_speed.py --ddp 2 --threads 1 --steps 200
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -27,7 +42,18 @@ from pathlib import Path
 
 import torch
 
-VARIANTS = ("textbook", "tensor", "ganforge")
+GANFORGE_VARIANTS = {  # name: extra overrides
+    "ganforge": [],
+    "ganforge-bf16": ["train.precision=bf16"],
+    "ganforge-bf16-compile": ["train.precision=bf16", "train.compile=true"],
+    "ganforge-fp16": ["train.precision=fp16"],
+    "ganforge-bf16-compile-graphs": [
+        "train.precision=bf16", "train.compile=true", "train.compile_mode=reduce-overhead",
+    ],
+}
+VARIANTS = ("textbook", "tensor", *GANFORGE_VARIANTS)
+CPU_DEFAULT = ("textbook", "tensor", "ganforge")
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "fashion_mnist_dcgan.yaml"
 
 
 def settings(args: argparse.Namespace) -> list[str]:
@@ -41,6 +67,7 @@ def settings(args: argparse.Namespace) -> list[str]:
         "loss.name=non-saturating",
         f"train.batch_size={args.batch}",
         f"train.device={args.device}",
+        f"data.resolution={args.resolution}",
         "train.sample_every=1000000",
         "train.checkpoint_every=1000000",
         "log.progress=false",
@@ -129,8 +156,9 @@ def run_ganforge(args: argparse.Namespace) -> dict:
     from ganforge.training.loop import Trainer
     from ganforge.training.rundir import RunDir
 
+    extra = GANFORGE_VARIANTS[args.variant]
     with tempfile.TemporaryDirectory() as tmp:
-        config = configlib.load(None, settings(args) + [f"train.steps={args.warmup}"])
+        config = configlib.load(None, settings(args) + extra + [f"train.steps={args.warmup}"])
         run = RunDir(Path(tmp))
         run.prepare_new()
         trainer = Trainer(config, run)
@@ -147,39 +175,89 @@ def run_ganforge(args: argparse.Namespace) -> dict:
 
 def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads) if args.threads else None
-    if args.variant == "ganforge":
+    if args.variant in GANFORGE_VARIANTS:
         result = run_ganforge(args)
     else:
         result = run_plain(args, use_loader=args.variant == "textbook")
     print(json.dumps(result))
 
 
+def child_args(args: argparse.Namespace) -> list[str]:
+    """The flags every child process shares."""
+    return ["--steps", str(args.steps), "--warmup", str(args.warmup), "--batch", str(args.batch),
+            "--width", str(args.width), "--device", args.device, "--threads", str(args.threads),
+            "--resolution", str(args.resolution)]
+
+
 def parent(args: argparse.Namespace) -> None:
-    results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
-    base = [sys.executable, __file__, "--steps", str(args.steps), "--warmup", str(args.warmup),
-            "--batch", str(args.batch), "--width", str(args.width), "--device", args.device,
-            "--threads", str(args.threads)]
+    device = "cuda" if args.device.startswith("cuda") or (
+        args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    variants = args.variants.split(",") if args.variants else (
+        VARIANTS if device == "cuda" else CPU_DEFAULT)
+    results: dict[str, list[dict]] = {v: [] for v in variants}
+    base = [sys.executable, __file__, *child_args(args)]
     for repeat in range(args.repeats):
-        for variant in VARIANTS:
+        for variant in variants:
             out = subprocess.run(
-                base + ["--variant", variant], capture_output=True, text=True, check=True
+                base + ["--variant", variant], capture_output=True, text=True, check=False
             )
+            if out.returncode:  # one failing variant must not cost the others
+                print(f"  {variant} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+                results[variant].append({"img_per_s": float("nan"), "peak_mb": float("nan")})
+                continue
             results[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"  repeat {repeat + 1} {variant:<9} "
                   f"{results[variant][-1]['img_per_s']:8.1f} img/s", file=sys.stderr)
-    median = {v: statistics.median(r["img_per_s"] for r in results[v]) for v in VARIANTS}
-    peak = {v: max(r["peak_mb"] for r in results[v]) for v in VARIANTS}
-    device = "cuda" if args.device == "cuda" or (
-        args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    median = {v: statistics.median(r["img_per_s"] for r in results[v]) for v in variants}
+    peak = {v: max(r["peak_mb"] for r in results[v]) for v in variants}
     what = "GPU max allocated" if device == "cuda" else "max RSS"
-    print(f"\nDCGAN 28x28 Fashion-MNIST, batch {args.batch}, width {args.width}, "
+    name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+    side = args.resolution
+    print(f"\nDCGAN {side}x{side} Fashion-MNIST, batch {args.batch}, width {args.width}, "
           f"{args.steps} timed steps after {args.warmup} warm-up, {args.repeats} repeats, "
-          f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"| variant   | images/s (median) | ganforge / variant | peak memory MB ({what}) |")
-    print("|-----------|------------------:|-------------------:|---------------:|")
-    for v in VARIANTS:
-        print(f"| {v:<9} | {median[v]:17.1f} | {median['ganforge'] / median[v]:18.3f} | "
-              f"{peak[v]:14.1f} |")
+          f"device {device} ({name}), torch {torch.__version__}, "
+          f"threads {torch.get_num_threads()}")
+    base_name = variants[0]
+    print(f"| variant | images/s (median) | / {base_name} | peak memory MB ({what}) |")
+    print("|---|---:|---:|---:|")
+    for v in variants:
+        print(f"| {v} | {median[v]:.1f} | {median[v] / median[base_name]:.3f} | "
+              f"{peak[v]:.1f} |")
+
+
+def ddp_parent(args: argparse.Namespace) -> None:
+    """ganforge under torchrun with 1 and N processes, same global batch: run images/s."""
+    rows = {}
+    for procs in (1, args.ddp):
+        rates = []
+        for _ in range(args.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                every = max(args.steps // 5, 1)
+                overrides = settings(args) + [f"train.steps={args.steps}", f"log.every={every}"]
+                command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           f"--nproc_per_node={procs}", "-m", "ganforge", "train",
+                           str(CONFIG), "--out", f"{tmp}/run", "--no-progress"]
+                for o in overrides:
+                    command += ["--set", o]
+                env = dict(os.environ, OMP_NUM_THREADS=str(args.threads or 1))
+                done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+                if done.returncode:
+                    sys.exit(f"torchrun failed:\n{done.stdout}\n{done.stderr}")
+                lines = Path(f"{tmp}/run/metrics.jsonl").read_text().splitlines()
+                logged = [json.loads(line)["img_per_s"] for line in lines]
+                rates.append(statistics.median(logged[1:]))  # the first interval warms up
+        rows[procs] = statistics.median(rates)
+        print(f"  {procs} process(es): {rows[procs]:.1f} img/s", file=sys.stderr)
+    print(f"\nganforge DCGAN {args.resolution}x{args.resolution} Fashion-MNIST under torchrun, "
+          f"global batch {args.batch}, width {args.width}, {args.steps} steps per run (images/s "
+          f"as the run logs it, median of its log intervals after the first), "
+          f"{args.repeats} repeats, "
+          f"{args.threads or 1} thread(s) per process, device {args.device}, "
+          f"torch {torch.__version__}")
+    print("| processes | images/s (median) | speed-up |")
+    print("|---:|---:|---:|")
+    for procs, rate in rows.items():
+        print(f"| {procs} | {rate:.1f} | {rate / rows[1]:.2f} |")
 
 
 def main() -> None:
@@ -191,9 +269,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--resolution", type=int, default=28, help="28 or 64 (upsampled)")
+    parser.add_argument("--variants", default="", help="comma-separated subset of: "
+                        + ", ".join(VARIANTS))
+    parser.add_argument("--ddp", type=int, default=0, help="compare 1 and N torchrun processes")
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    child(args) if args.variant else parent(args)
+    if args.variant:
+        child(args)
+    elif args.ddp:
+        ddp_parent(args)
+    else:
+        parent(args)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -352,8 +353,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "or --resume RUN_DIR."
             )
         config = configlib.load(args.config, args.overrides)
+        if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise GanforgeError(  # a time-stamped name could differ between the processes
+                "Under torchrun give the run directory: --out RUN_DIR."
+            )
         out = args.out or f"runs/{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         result = train(config, out, overwrite=args.overwrite, progress=progress)
+    if not result.main:  # another process of a torchrun run: rank 0 reports
+        return 0
     verb = "Stopped" if result.interrupted else "Finished"
     print(f"{verb} at step {result.step}. Run directory: {result.run_dir}")
     print(f"  checkpoint:  {result.checkpoint.with_suffix('.safetensors')}")

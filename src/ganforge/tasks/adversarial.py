@@ -34,6 +34,7 @@ from ganforge.tasks.sampling import Sampler
 
 Cond = tuple[torch.Tensor, ...]  # what G and D take after z / x (empty when unconditional)
 Outputs = tuple[torch.Tensor, torch.Tensor | None]  # (adversarial scores, class logits)
+Z_SEED_OFFSET = 7  # train.seed + 7 seeds the GPU generator of z (the loop uses offsets 0-6)
 COUNTERS = ("d_steps", "g_updates", "d_skips", "g_skips")  # saved as task.counters
 # d_steps counts D phases, skipped or not (lazy R1 runs on every r1_every-th); g_updates only
 # the G updates that happened (the EMA ramp-up counts those)
@@ -69,6 +70,11 @@ class AdversarialTask(Task):
         self.replay = ReplayBuffer(s.replay_size) if s.replay > 0 else None
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.last_d_accuracy: torch.Tensor | None = None
+        # z on a GPU comes from a seeded generator there (no host draw and copy per step); on
+        # the CPU from the task's noise generator, as always (CPU runs resume bitwise)
+        self.z_noise = noise
+        if device.type == "cuda":
+            self.z_noise = torch.Generator(device).manual_seed(config.train.seed + Z_SEED_OFFSET)
 
     # -- what subclasses say ---------------------------------------------------------------------
     @classmethod
@@ -149,6 +155,8 @@ class AdversarialTask(Task):
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Update and skip counters, D's last accuracy and the replay buffer."""
         state = {"counters": torch.tensor([self.counters[k] for k in COUNTERS])}
+        if self.z_noise is not self.noise:
+            state["z_noise"] = self.z_noise.get_state()
         if self.last_d_accuracy is not None:
             state["last_d_accuracy"] = self.last_d_accuracy.detach().cpu()
         if self.replay is not None:
@@ -159,6 +167,8 @@ class AdversarialTask(Task):
         """Restore state_tensors (checkpoints from before the stabilizers hold none of it)."""
         if "counters" in tensors:
             self.counters = dict(zip(COUNTERS, tensors["counters"].tolist(), strict=True))
+        if "z_noise" in tensors and self.z_noise is not self.noise:  # a GPU run on a GPU
+            self.z_noise.set_state(tensors["z_noise"])
         if "last_d_accuracy" in tensors:
             self.last_d_accuracy = tensors["last_d_accuracy"].to(self.device)
         if self.replay is not None:
@@ -170,7 +180,9 @@ class AdversarialTask(Task):
     # -- the two phases -------------------------------------------------------------------------
     def noise_batch(self, n: int) -> torch.Tensor:
         """Latent codes z ~ N(0, I) from the task's own generator (part of resume state)."""
-        return torch.randn(n, self.G.z_dim, generator=self.noise, device="cpu").to(self.device)
+        gen = self.z_noise  # under torchrun: the whole step's codes, then this process's share
+        z = torch.randn(n * self.world, self.G.z_dim, generator=gen, device=gen.device)
+        return z[self.rank * n : (self.rank + 1) * n].to(self.device)
 
     def fakes_for_d(self, real: torch.Tensor, cond: Cond, keep_fake_for_g: bool):
         """(fake batch, its conditioning) for D: fresh from G, some rows replayed from the past.
@@ -197,13 +209,15 @@ class AdversarialTask(Task):
         """The weighted penalties of this D step on what D saw (GP, DRAGAN, lazy R1)."""
         terms = {}
         critic = lambda x: self.discriminate(x, cond)[0]
+        scale = self.precision.grad_scale("opt_d")  # fp16: input gradients of scaled scores
         if self.hyper.gp_weight > 0:
-            terms["gp"] = self.hyper.gp_weight * gradient_penalty(critic, real_v, fake_v)
+            gp = gradient_penalty(critic, real_v, fake_v, scale=scale)
+            terms["gp"] = self.hyper.gp_weight * gp
         loss = self.config.loss
         if loss.dragan_weight > 0:
-            terms["dragan"] = loss.dragan_weight * dragan_penalty(critic, real_v)
+            terms["dragan"] = loss.dragan_weight * dragan_penalty(critic, real_v, scale=scale)
         if r1_now:  # real_v was made a leaf that requires grad for it
-            r1 = r1_penalty(real_scores, real_v)
+            r1 = r1_penalty(real_scores, real_v, scale)
             terms["r1"] = loss.r1_gamma / 2 * loss.r1_every * r1  # lazy: scaled by the interval
         return terms
 
@@ -255,10 +269,11 @@ class AdversarialTask(Task):
     def update_d(self, loss: torch.Tensor, stats: Stats) -> None:
         """Step D's optimizer on loss (grad norm into stats on log steps), then clip weights."""
         self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
+        self.precision.backward(loss, "opt_d")
         if self.collect_grad_norms:
+            self.precision.unscale(self.opt_d, "opt_d")
             stats["d_grad_norm"] = grad_norm(self.D)
-        self.opt_d.step()
+        self.precision.step(self.opt_d, "opt_d")
         if self.hyper.clip is not None:
             with torch.no_grad():
                 for p in self.D.parameters():
@@ -298,7 +313,7 @@ class AdversarialTask(Task):
                 loss = loss + term
                 stats[name] = term.detach()
             self.opt_g.zero_grad(set_to_none=True)
-            loss.backward()
+            self.precision.backward(loss, "opt_g")
         finally:
             self.D.requires_grad_(True)
         stats["g_loss"] = loss.detach()
@@ -310,8 +325,9 @@ class AdversarialTask(Task):
             if skip:
                 return stats
         if self.collect_grad_norms:
+            self.precision.unscale(self.opt_g, "opt_g")
             stats["g_grad_norm"] = grad_norm(self.G)
-        self.opt_g.step()
+        self.precision.step(self.opt_g, "opt_g")
         self.counters["g_updates"] += 1
         if self.ema is not None:
             self.ema.update(self.G, self.counters["g_updates"])

@@ -209,12 +209,14 @@ class TranslationTask(Task):
         stats: Stats, stat: str,
     ) -> None:
         """Backpropagate loss and step optimizer (grad norm of `nets` on log steps)."""
+        name = next(k for k, v in self.optimizers().items() if v is optimizer)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.precision.backward(loss, name)
         if self.collect_grad_norms:
+            self.precision.unscale(optimizer, name)
             norms = torch.stack([grad_norm(self.nets[k]) for k in nets])
             stats[stat] = torch.linalg.vector_norm(norms)
-        optimizer.step()
+        self.precision.step(optimizer, name)
 
     @contextmanager
     def frozen(self, names: list[str]) -> Iterator[None]:

@@ -18,7 +18,8 @@ class EpochBatches:
     """Infinite iterator of index batches over N examples, reshuffled each epoch."""
 
     def __init__(
-        self, n: int, batch_size: int, generator: torch.Generator, rank: int = 0, world: int = 1
+        self, n: int, batch_size: int, generator: torch.Generator, rank: int = 0, world: int = 1,
+        device: torch.device | str = "cpu",
     ) -> None:
         per_rank = n // world
         if per_rank < batch_size:
@@ -29,40 +30,58 @@ class EpochBatches:
             )
         self.n, self.batch_size, self.rank, self.world = n, batch_size, rank, world
         self.generator = generator
+        self.device = torch.device(device)  # where the order lives: batches need no copy
         self.epoch = 0
-        self.position = 0
-        self.order = self._new_order()
+        self.position = 0  # within this process's shard
+        self.perm = torch.randperm(self.n, generator=self.generator)
+        self.order = self._shard()
 
-    def _new_order(self) -> torch.Tensor:
-        order = torch.randperm(self.n, generator=self.generator)
-        return order[self.rank : (self.n // self.world) * self.world : self.world]
+    def _shard(self) -> torch.Tensor:
+        """This process's share of the epoch's permutation: every world-th entry from rank on.
+
+        Step k of rank r takes shard entries [k*b, (k+1)*b), so the N processes of one step
+        together hold the permutation's entries [k*b*N, (k+1)*b*N): the very batch one process
+        with batch b*N would draw at step k.
+        """
+        stop = (self.n // self.world) * self.world
+        return self.perm[self.rank : stop : self.world].to(self.device)
 
     def next(self) -> torch.Tensor:
         """Indices of the next batch."""
         if self.position + self.batch_size > len(self.order):
             self.epoch += 1
             self.position = 0
-            self.order = self._new_order()
+            self.perm = torch.randperm(self.n, generator=self.generator)
+            self.order = self._shard()
         batch = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
         return batch
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
-        """(tensors, plain values) that restore this iterator exactly."""
-        tensors = {"order": self.order, "generator": self.generator.get_state()}
-        return tensors, {"epoch": self.epoch, "position": self.position}
+        """(tensors, plain values) that restore this iterator exactly, in any number of
+        processes: the whole permutation, and the position counted over all of them."""
+        tensors = {"order": self.perm, "generator": self.generator.get_state()}
+        return tensors, {"epoch": self.epoch, "position": self.position * self.world}
 
     def load_state(self, tensors: dict[str, torch.Tensor], values: dict[str, int]) -> None:
-        """Restore from `state()` output."""
-        if tensors["order"].shape != self.order.shape:
+        """Restore from `state()` output (saved by the same or another number of processes)."""
+        if tensors["order"].shape != self.perm.shape:
             raise GanforgeError(
                 "The checkpoint was trained on a dataset of another size "
-                f"({tensors['order'].numel()} vs {self.order.numel()} examples per epoch). "
+                f"({tensors['order'].numel()} vs {self.perm.numel()} examples per epoch). "
                 "Resume with the run's own data settings (data.source, data.limit)."
             )
-        self.order = tensors["order"].clone()
+        position = int(values["position"])
+        if position % self.world:
+            raise GanforgeError(
+                f"The checkpoint stopped {position} examples into its epoch, which {self.world} "
+                "processes cannot split evenly. Resume with a number of processes that divides "
+                f"{position} (1 always does)."
+            )
+        self.perm = tensors["order"].clone()
+        self.order = self._shard()
         self.generator.set_state(tensors["generator"])
-        self.epoch, self.position = int(values["epoch"]), int(values["position"])
+        self.epoch, self.position = int(values["epoch"]), position // self.world
 
 
 class LabelledBatches:

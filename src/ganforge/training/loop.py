@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ from ganforge.training import checkpoint
 from ganforge.training.batches import EpochBatches, LabelledBatches
 from ganforge.training.checkpoint import checkpoint_step
 from ganforge.training.compat import check_compatible, check_fields, warn_ignored
+from ganforge.training.distributed import Distributed
 from ganforge.training.guards import check_finite, check_losses_now, check_weights
 from ganforge.training.logger import RunLogger, read_metrics, truncate_after
 from ganforge.training.rundir import RunDir
@@ -53,6 +55,7 @@ from ganforge.training.schedule import (
     schedule_notes,
     set_lr_factor,
 )
+from ganforge.training.speed import compile_nets, prepare_distributed
 
 DATA_SEED_OFFSET, NOISE_SEED_OFFSET, FIXED_SEED_OFFSET, AUGMENT_SEED_OFFSET = 0, 1, 2, 3
 LABELS_SEED_OFFSET, LABELLED_ORDER_SEED_OFFSET = 4, 5  # the labelled subset and its order
@@ -70,6 +73,7 @@ class TrainResult:
     sample_grid: Path | None
     loss_plot: Path | None
     interrupted: bool = False
+    main: bool = True  # False in the processes of a torchrun run other than rank 0 (silent)
 
 
 def run_meta(config: Config, dataset: Dataset) -> dict[str, Any]:
@@ -114,8 +118,14 @@ class Trainer:
         self.run = run
         self.notes: list[str] = []  # one-line notices printed when fit() starts
         t = config.train
-        self.device = pick_device(t.device)
+        self.dist = Distributed.from_env()
+        self.device = pick_device(self.dist.device_name(t.device))
+        self.dist.join(self.device)
+        batch = self.dist.check_batch(t.batch_size)  # this process's share of each batch
         self.dataset = build_dataset(config.data)
+        # a memory-mapped dataset stays on the CPU: each batch is gathered there and copied
+        mapped = getattr(self.dataset, "mapped", False)
+        self.data_device = torch.device("cpu") if mapped else self.device
         task_class = tasks.get(config.task.name)
         check_fields(task_class, self.dataset, config.data.source)
         warn_ignored(config)
@@ -124,22 +134,25 @@ class Trainer:
         pairs = self.dataset.paired and task_class.keeps_pairs
         own_order = "x_b" in stream and not pairs  # unpaired: B in its own order
         self.fields = {
-            f: self.dataset.field(f).to(self.device) for f in stream
+            f: self.dataset.field(f).to(self.data_device) for f in stream
             if not (own_order and f == "x_b")
         }
-        self.domain_b = self.dataset.x_b.to(self.device) if own_order else None
+        self.domain_b = self.dataset.x_b.to(self.data_device) if own_order else None
         self.labelled = self.labelled_batches() if labelled else None
-        self.labelled_y = self.dataset.labels.to(self.device) if labelled else None
+        self.labelled_y = self.dataset.labels.to(self.data_device) if labelled else None
         torch.manual_seed(t.seed)
         self.noise = torch.Generator().manual_seed(t.seed + NOISE_SEED_OFFSET)
         self.task = task_class(config, self.dataset.info(), self.device, self.noise)
+        self.notes.extend(prepare_distributed(self.task, self.dist, config))
+        self.notes.extend(compile_nets(self.task, config))
         self.grown = [p for m in self.task.modules().values() for p in growing_parts(m)]
+        shard = {"rank": self.dist.rank, "world": self.dist.world, "device": self.data_device}
         data_gen = torch.Generator().manual_seed(t.seed + DATA_SEED_OFFSET)
-        self.batches = EpochBatches(len(self.dataset), t.batch_size, data_gen)
+        self.batches = EpochBatches(len(self.dataset), batch, data_gen, **shard)
         self.batches_b = None
         if self.domain_b is not None:
             b_gen = torch.Generator().manual_seed(t.seed + DOMAIN_B_SEED_OFFSET)
-            self.batches_b = EpochBatches(len(self.domain_b), t.batch_size, b_gen)
+            self.batches_b = EpochBatches(len(self.domain_b), batch, b_gen, **shard)
         self.augment = torch.Generator().manual_seed(t.seed + AUGMENT_SEED_OFFSET)
         if "x_b" in stream and self.batches_b is None and "color" in config.data.augment:
             raise GanforgeError(
@@ -201,6 +214,8 @@ class Trainer:
         checkpoint is always a good one.
         """
         check_weights(self.task.modules(), self.step, self.last_checkpoint)
+        if not self.dist.main:  # every process holds the same state: rank 0 writes it
+            return self.run.checkpoints / f"{checkpoint.checkpoint_name(self.step)}.json"
         batch_tensors, batch_values = self.batches.state()
         extra = {f"batches.{k}": v for k, v in batch_tensors.items()}
         b_values = None
@@ -211,6 +226,8 @@ class Trainer:
         extra["rng.torch"] = torch.get_rng_state()
         extra["rng.augment"] = self.augment.get_state()
         extra.update({f"task.{k}": v for k, v in self.task.state_tensors().items()})
+        precision = self.task.precision.state_tensors()
+        extra.update({f"precision.{k}": v for k, v in precision.items()})
         labelled_values = None
         if self.labelled is not None:
             labelled_tensors, labelled_values = self.labelled.state()
@@ -243,6 +260,7 @@ class Trainer:
                 self.notes.append(f"resume: {name} {change} (from the config; in effect now)")
         self.notes.extend(schedule_notes(meta["config"], self.config, int(meta["step"])))
         self.task.load_state_tensors(checkpoint.module_state(tensors, "task"))
+        self.task.precision.load_state_tensors(checkpoint.module_state(tensors, "precision"))
         prefix = "batches."
         batch_tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         self.batches.load_state(batch_tensors, meta["batches"])
@@ -360,12 +378,15 @@ class Trainer:
         """Train until train.steps (or Ctrl-C); always leave a checkpoint and a grid."""
         cfg = self.config
         t, h = cfg.train, self.task.hyper
-        truncate_after(self.run.metrics, self.step)
+        main = self.dist.main  # the other processes of a torchrun run write and print nothing
+        if main:
+            truncate_after(self.run.metrics, self.step)
         logger = RunLogger(
-            self.run.metrics, self.step, t.steps, progress and cfg.log.progress,
-            self.run.tensorboard if cfg.log.tensorboard else None,
+            self.run.metrics if main else Path(os.devnull), self.step, t.steps,
+            main and progress and cfg.log.progress,
+            self.run.tensorboard if cfg.log.tensorboard and main else None,
         )
-        for note in self.notes:
+        for note in self.notes if main else ():
             logger.message(note)
         grid = None
         interrupted = False
@@ -373,7 +394,7 @@ class Trainer:
         try:
             with StopFlag() as stop:
                 while self.step < t.steps:
-                    if stop.requested or self.stop_requested:
+                    if self.should_stop(stop.requested):
                         interrupted = True
                         break
                     self.step += 1
@@ -382,7 +403,8 @@ class Trainer:
                     checkpoint_due = self.step % t.checkpoint_every == 0 or bool(
                         cfg.eval.every and self.step % cfg.eval.every == 0
                     )
-                    if check_losses_now(self.device, log_now, checkpoint_due):
+                    scaled = self.task.precision.scaling  # fp16: its scalers skip inf steps
+                    if not scaled and check_losses_now(self.device, log_now, checkpoint_due):
                         check_finite(stats, self.step, self.last_checkpoint)
                     steps_timed += 1
                     if log_now:
@@ -393,22 +415,42 @@ class Trainer:
                              "img_per_s": rate}
                         )
                         clock, steps_timed = time.perf_counter(), 0
-                    if self.step % t.sample_every == 0:
+                    if self.step % t.sample_every == 0 and main:
                         grid = self.save_samples()
                     if self.step % t.checkpoint_every == 0:
                         self.save_checkpoint()
-                    if cfg.eval.every and self.step % cfg.eval.every == 0:
-                        self.evaluate(logger)
+                    if cfg.eval.every and self.step % cfg.eval.every == 0 and main:
+                        self.evaluate(logger)  # rank 0 alone; the others wait at the next step
                         clock = time.perf_counter()
                     logger.advance()
         finally:
             logger.close()
         if self.last_checkpoint is None or checkpoint_step(self.last_checkpoint) != self.step:
             self.save_checkpoint()
+        if not main:
+            self.dist.barrier()  # rank 0 finishes its files before the group is left
+            self.dist.leave()
+            return TrainResult(self.run.root, self.step, None, None, None, interrupted, False)
         if grid is None or self.step % t.sample_every != 0:
             grid = self.save_samples()
         plot = plot_losses(read_metrics(self.run.metrics), self.run.loss_plot, self.dataset.name)
+        self.dist.barrier()
+        self.dist.leave()
         return TrainResult(self.run.root, self.step, self.last_checkpoint, grid, plot, interrupted)
+
+    def should_stop(self, ctrl_c: bool) -> bool:
+        """Whether to stop before the next step: Ctrl-C or a stop asked after an evaluation.
+
+        Under torchrun every process must stop at the same step, so the processes agree on it
+        (one tiny all-reduce) at log and checkpoint steps only, not at every step.
+        """
+        wanted = ctrl_c or self.stop_requested
+        if not self.dist.active:
+            return wanted
+        t, every = self.config.train, self.config.log.every
+        if self.step % every and self.step % t.checkpoint_every:
+            return False
+        return self.dist.any(wanted, self.device)
 
     def train_step(self, log_now: bool) -> dict[str, torch.Tensor]:
         """One iteration: n_critic D updates, then a G update unless D is warming up."""
@@ -426,24 +468,33 @@ class Trainer:
         stats: dict[str, torch.Tensor] = {}
         for i in range(h.n_critic):
             batch = self.next_batch()
-            stats = task.d_step(batch, keep_fake_for_g=g_turn and i == h.n_critic - 1)
+            with task.precision.autocast():
+                stats = task.d_step(batch, keep_fake_for_g=g_turn and i == h.n_critic - 1)
         if g_turn:
-            stats.update(task.g_step(batch))
+            with task.precision.autocast():
+                stats.update(task.g_step(batch))
+        self.dist.broadcast_buffers(list(task.modules().values()))
         return stats
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         """The next batch of every field the task reads, examples in model scale."""
-        index = self.batches.next().to(self.device)
+        index = self.batches.next()  # on the device the fields live on
         batch = {name: values[index] for name, values in self.fields.items()}
-        batch["x"] = self.dataset.to_model(batch["x"])
         if self.batches_b is not None:
-            batch["x_b"] = self.domain_b[self.batches_b.next().to(self.device)]
-        if "x_b" in batch:
-            batch["x_b"] = self.dataset.to_model(batch["x_b"])
+            batch["x_b"] = self.domain_b[self.batches_b.next()]
         if self.labelled is not None:
-            chosen = self.labelled.next().to(self.device)
-            batch["x_labelled"] = self.dataset.to_model(self.fields["x"][chosen])
+            chosen = self.labelled.next().to(self.data_device)
+            batch["x_labelled"] = self.fields["x"][chosen]
             batch["y_labelled"] = self.labelled_y[chosen]
+        if self.data_device != self.device:  # memory-mapped data: copy this batch over
+            pin = self.device.type == "cuda"
+            batch = {
+                k: (v.pin_memory() if pin else v).to(self.device, non_blocking=pin)
+                for k, v in batch.items()
+            }
+        for name in ("x", "x_b", "x_labelled"):
+            if name in batch:
+                batch[name] = self.dataset.to_model(batch[name])
         ops = self.config.data.augment
         if ops and "x_b" in batch and self.batches_b is None:  # one draw for both of a pair
             batch["x"], batch["x_b"] = augment_pair(batch["x"], batch["x_b"], ops, self.augment)
@@ -484,12 +535,16 @@ def train(
     (checkpoint and grid saved, TrainResult.interrupted set).
     """
     run = RunDir(Path(out))
-    run.refuse_existing(overwrite)
+    main = Distributed.from_env().main  # under torchrun rank 0 alone makes the run directory
+    if main:
+        run.refuse_existing(overwrite)
     trainer = Trainer(config, run)  # data and nets first: bad input fails before any write
     trainer.on_eval = on_eval
-    run.prepare_new()
-    remove_stale_temps(run.root)
-    atomic_write_text(run.config, configlib.dump(config))
+    if main:
+        run.prepare_new()
+        remove_stale_temps(run.root)
+        atomic_write_text(run.config, configlib.dump(config))
+    trainer.dist.barrier()
     return trainer.fit(progress)
 
 
@@ -506,10 +561,12 @@ def resume(
     base = config_path or run.config
     config = configlib.load(base, overrides)
     trainer = Trainer(config, run)
-    for folder in (run.root, run.checkpoints, run.samples):
+    main = trainer.dist.main  # under torchrun rank 0 alone writes
+    for folder in (run.root, run.checkpoints, run.samples) if main else ():
         remove_stale_temps(folder)
     if fresh:  # killed before its first checkpoint: the run is deterministic, so start over
-        run.prepare_new()
+        if main:
+            run.prepare_new()
         trainer.notes.append(
             f"{run.root} has no checkpoint yet: starting it again from step 0 with its config."
         )
@@ -521,5 +578,7 @@ def resume(
             f"{config.train.steps}. Continue further with --set train.steps=N (N > "
             f"{trainer.step})."
         )
-    atomic_write_text(run.config, configlib.dump(config))
+    if main:
+        atomic_write_text(run.config, configlib.dump(config))
+    trainer.dist.barrier()
     return trainer.fit(progress)

@@ -1,0 +1,103 @@
+"""What the loop does to a task's nets for speed and scale: torch.compile, and the torchrun setup
+(gradient averaging, SyncBatchNorm, identical starting weights). Each returns the notes the run
+prints when it starts.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ganforge.config import Config
+from ganforge.errors import GanforgeError
+from ganforge.tasks.base import Task
+from ganforge.training.distributed import Distributed
+
+
+def double_backward(config: Config) -> bool:
+    """Whether D's loss takes gradients of gradients (WGAN-GP, DRAGAN, R1)."""
+    from ganforge.tasks.base import resolve_hyper
+
+    loss = config.loss
+    gp = resolve_hyper(config, "image").gp_weight
+    return gp > 0 or loss.dragan_weight > 0 or loss.r1_gamma > 0
+
+
+def compile_nets(task: Task, config: Config) -> list[str]:
+    """torch.compile the nets a task trains (in place, so checkpoints keep their keys).
+
+    Discriminators whose loss needs double backward stay eager (torch.compile's backward does
+    not support it), and compile errors at the first call fall back to eager with a warning
+    (torch._dynamo's suppress_errors), so train.compile never stops a run.
+    """
+    if not config.train.compile:
+        return []
+    try:
+        import torch._dynamo as dynamo
+
+        supported = dynamo.is_dynamo_supported()
+    except Exception as exc:  # noqa: BLE001 (any import-time failure means: no compiler)
+        return [f"train.compile: torch.compile is unavailable here ({exc}); running eager."]
+    if not supported:
+        return ["train.compile: torch.compile does not support this Python/platform; eager."]
+    dynamo.config.suppress_errors = True  # an unsupported net runs eager instead of failing
+    eager_d = double_backward(config)
+    compiled, kept = [], []
+    for name, module in task.modules().items():
+        if name.endswith("_ema"):  # the EMA copy only samples: not worth compiling
+            continue
+        if name.startswith("D") and eager_d:
+            kept.append(name)
+            continue
+        mode = config.train.compile_mode
+        module.compile(mode=None if mode == "default" else mode)
+        compiled.append(name)
+    mode = config.train.compile_mode
+    notes = [f"train.compile: compiling {', '.join(compiled)} (mode {mode}; first steps slower)"]
+    if kept:
+        notes.append(
+            f"train.compile: {', '.join(kept)} stay eager: the gradient penalty differentiates "
+            "D's gradients, which compiled backward passes do not support"
+        )
+    return notes
+
+
+def prepare_distributed(task: Task, dist: Distributed, config: Config) -> list[str]:
+    """Make a task one replica of a torchrun run; nothing (and no note) in a lone process."""
+    t = config.train
+    if not dist.active:
+        if t.sync_batchnorm:
+            return ["train.sync_batchnorm has no effect in a single process (use torchrun)."]
+        return []
+    s = config.stabilize
+    if s.d_skip_above is not None or s.g_skip_below is not None:
+        raise GanforgeError(
+            "stabilize.d_skip_above / g_skip_below decide from each process's own batch, so "
+            "the processes of a torchrun run could disagree and drift apart. Unset them, or "
+            "train in one process."
+        )
+    modules = task.modules()
+    if t.sync_batchnorm:
+        if task.device.type != "cuda":
+            raise GanforgeError(
+                "train.sync_batchnorm needs CUDA (NCCL); on the CPU each process normalizes its "
+                "own share of the batch. Set train.sync_batchnorm=false."
+            )
+        for module in modules.values():
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)  # same parameters, in place
+    task.rank, task.world = dist.rank, dist.world
+    for module in modules.values():  # the same seed made the same weights; make sure of it
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            torch.distributed.broadcast(tensor.data, src=0)
+    optimizers = task.optimizers()
+
+    def average(name: str) -> None:
+        groups = optimizers[name].param_groups
+        dist.average_gradients([p for group in groups for p in group["params"]])
+
+    task.precision.after_backward = average
+    batch = t.batch_size // dist.world
+    note = (
+        f"torchrun: {dist.world} processes, {batch} examples each per step (train.batch_size "
+        f"{t.batch_size} is the whole step's); rank 0 writes the run"
+    )
+    return [note]

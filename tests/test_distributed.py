@@ -1,0 +1,125 @@
+"""Training under torchrun: shards, the global batch, and a real 2-process gloo run on the CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganforge import config as configlib
+from ganforge import tasks
+from ganforge.data import build_dataset
+from ganforge.errors import GanforgeError
+from ganforge.training.batches import EpochBatches
+from ganforge.training.distributed import Distributed
+from ganforge.training.loop import resume, train
+from test_training import TINY_MLP, newest_tensors
+
+PLAIN_MLP = TINY_MLP + ["model.g_norm=none", "train.checkpoint_every=4"]  # no BatchNorm
+
+
+def shards(n: int, batch: int, world: int, seed: int = 0) -> list[EpochBatches]:
+    return [
+        EpochBatches(n, batch, torch.Generator().manual_seed(seed), rank=r, world=world)
+        for r in range(world)
+    ]
+
+
+def test_two_processes_see_disjoint_shards_that_cover_the_epoch():
+    ranks = shards(40, 4, 2)
+    seen = [torch.cat([r.next() for _ in range(5)]) for r in ranks]  # 5 steps: the epoch
+    assert not set(seen[0].tolist()) & set(seen[1].tolist())
+    assert sorted(torch.cat(seen).tolist()) == list(range(40))
+
+
+def test_each_step_of_n_processes_is_the_batch_of_one_process():
+    (alone,) = shards(50, 6, 1)
+    ranks = shards(50, 3, 2)
+    for _ in range(20):  # across epoch boundaries (8 steps per epoch, 2 examples dropped)
+        together = torch.cat([r.next() for r in ranks])
+        assert sorted(together.tolist()) == sorted(alone.next().tolist())
+    assert ranks[0].epoch == alone.epoch == 2
+
+
+def test_state_of_two_processes_resumes_in_one_and_in_four():
+    ranks = shards(48, 4, 2)
+    for _ in range(3):
+        [r.next() for r in ranks]
+    tensors, values = ranks[0].state()
+    assert values["position"] == 24  # counted over both processes
+    upcoming = torch.cat([r.next() for r in ranks])
+    (alone,) = shards(48, 8, 1, seed=99)
+    alone.load_state(tensors, values)
+    assert torch.equal(alone.next().sort().values, upcoming.sort().values)
+    four = shards(48, 2, 4, seed=99)
+    for r in four:
+        r.load_state(tensors, values)
+    assert torch.equal(torch.cat([r.next() for r in four]).sort().values, upcoming.sort().values)
+
+
+def test_global_batch_must_split_over_the_processes():
+    with pytest.raises(GanforgeError, match="multiple of 3"):
+        Distributed(rank=0, world=3).check_batch(64)
+    assert Distributed(rank=1, world=4).check_batch(64) == 16
+
+
+def test_each_process_takes_its_share_of_the_steps_latent_codes():
+    config = configlib.load(None, TINY_MLP)
+    info = build_dataset(config.data).info()
+    task_class = tasks.get(config.task.name)
+
+    def codes(rank: int, world: int, n: int) -> torch.Tensor:
+        task = task_class(config, info, torch.device("cpu"), torch.Generator().manual_seed(5))
+        task.rank, task.world = rank, world
+        return task.noise_batch(n)
+
+    assert torch.equal(torch.cat([codes(0, 2, 3), codes(1, 2, 3)]), codes(0, 1, 6))
+
+
+def torchrun(out: Path, steps: int, procs: int = 2, resume_run: bool = False):
+    """ganforge train under torchrun (gloo, CPU), in a subprocess."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={procs}", "-m", "ganforge", "train"]
+    if resume_run:
+        command += ["--resume", str(out)]
+    else:
+        config = out.parent / f"{out.name}.yaml"
+        config.write_text(configlib.dump(configlib.load(None, PLAIN_MLP)))
+        command += [str(config), "--out", str(out), "--set", "train.device=cpu"]
+    command += ["--set", f"train.steps={steps}"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=240, check=False
+    )
+
+
+def assert_close_states(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    for name, tensor in a.items():
+        if name.startswith(("G.", "D.")):
+            assert torch.allclose(tensor, b[name], atol=1e-4), name
+
+
+def test_two_gloo_processes_train_like_one_and_resume_in_one(tmp_path):
+    done = torchrun(tmp_path / "ddp", steps=8)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("Finished at step 8") == 1  # rank 0 alone reports
+    rows = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").open()]
+    assert [r["step"] for r in rows] == [2, 4, 6, 8]  # one writer: each step once
+    assert "torchrun: 2 processes, 32 examples each" in done.stdout + done.stderr
+
+    # the same global batches, codes and averaged gradients as one process with batch 64
+    alone = configlib.load(None, PLAIN_MLP + ["train.steps=8"])
+    train(alone, tmp_path / "alone", progress=False)
+    assert_close_states(newest_tensors(tmp_path / "alone"), newest_tensors(tmp_path / "ddp"))
+
+    # the 2-process checkpoint resumes in 1 process, and continues like the 1-process run
+    resume(tmp_path / "ddp", ["train.steps=12"], progress=False)
+    resume(tmp_path / "alone", ["train.steps=12"], progress=False)
+    assert_close_states(newest_tensors(tmp_path / "alone"), newest_tensors(tmp_path / "ddp"))

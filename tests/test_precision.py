@@ -1,0 +1,150 @@
+"""Mixed precision (train.precision) and torch.compile (train.compile) on the CPU."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ganforge import config as configlib
+from ganforge import tasks
+from ganforge.data import build_dataset
+from ganforge.penalties import gradient_penalty, r1_penalty
+from ganforge.tasks.precision import Precision
+from ganforge.training.logger import read_metrics
+from ganforge.training.loop import Trainer, train
+from ganforge.training.rundir import RunDir
+from ganforge.training.speed import compile_nets
+from test_training import TINY_DCGAN, TINY_MLP, assert_resume_is_exact, newest_tensors
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_half_precision_dcgan_run_finishes_finite_and_really_runs_in_half(
+    tmp_path, monkeypatch, precision
+):
+    seen: set[torch.dtype] = set()
+    original = torch.nn.Conv2d.forward
+
+    def recording(self, x):
+        out = original(self, x)
+        seen.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.Conv2d, "forward", recording)
+    config = configlib.load(
+        None, TINY_DCGAN + ["train.steps=6", f"train.precision={precision}"]
+    )
+    train(config, tmp_path / "run", progress=False)
+    rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    for row in rows:
+        assert math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"])
+    assert {"bf16": torch.bfloat16, "fp16": torch.float16}[precision] in seen
+    tensors = newest_tensors(tmp_path / "run")
+    assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+    assert tensors["G.net.0.weight"].dtype == torch.float32  # weights stay fp32 (autocast)
+
+
+def test_fp16_run_with_gradient_penalty_resumes_bitwise_with_its_loss_scales(tmp_path):
+    resumed = assert_resume_is_exact(
+        tmp_path, TINY_MLP + ["loss.name=wgan-gp", "optim.n_critic=2", "train.precision=fp16"]
+    )
+    assert {"precision.opt_d.scale", "precision.opt_g.scale"} <= resumed.keys()
+
+
+def test_fp32_runs_without_autocast():
+    precision = Precision("fp32", torch.device("cpu"))
+    with precision.autocast():
+        assert not torch.is_autocast_enabled("cpu")
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    assert precision.grad_scale("opt_d") == 1.0 and precision.state_tensors() == {}
+
+
+def test_loss_scale_state_round_trips_through_state_tensors():
+    precision = Precision("fp16", torch.device("cpu"))
+    layer = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(layer.parameters())
+    precision.backward(layer(torch.ones(4, 3)).sum(), "opt_d")
+    precision.step(opt, "opt_d")
+    precision.scaler("opt_d").update(new_scale=128.0)  # what a run of overflows leaves behind
+    state = precision.state_tensors()
+    fresh = Precision("fp16", torch.device("cpu"))
+    fresh.load_state_tensors(state)
+    assert fresh.scaler("opt_d").get_scale() == 128.0
+    assert fresh.state_tensors().keys() == state.keys()
+
+
+def test_backward_under_fp16_scales_the_loss_and_step_unscales():
+    precision = Precision("fp16", torch.device("cpu"))
+    weight = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.SGD([weight], lr=1.0)
+    precision.backward((weight * torch.tensor([1.0, 2.0, 3.0])).sum(), "opt_g")
+    scale = precision.scaler("opt_g").get_scale()
+    assert scale > 1 and torch.equal(weight.grad, scale * torch.tensor([1.0, 2.0, 3.0]))
+    precision.step(opt, "opt_g")  # SGD with lr 1 moves by the true gradient, not the scaled
+    assert torch.allclose(weight.detach(), -torch.tensor([1.0, 2.0, 3.0]))
+
+
+@pytest.mark.parametrize("scale", [1024.0, 65536.0])
+def test_penalties_undo_the_loss_scale_of_their_input_gradients(scale):
+    torch.manual_seed(0)
+    critic = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    real, fake = torch.randn(6, 4), torch.randn(6, 4)
+    score = lambda x: critic(x).squeeze(1)
+    plain = gradient_penalty(score, real, fake, torch.Generator().manual_seed(1))
+    scaled = gradient_penalty(
+        score, real, fake, torch.Generator().manual_seed(1), scale=torch.tensor(scale)
+    )
+    assert torch.allclose(plain, scaled, rtol=1e-5)
+    x = real.clone().requires_grad_(True)
+    out = score(x)
+    assert torch.allclose(r1_penalty(out, x), r1_penalty(out, x, torch.tensor(scale)), rtol=1e-5)
+
+
+def build_task(sets: list[str]):
+    config = configlib.load(None, sets)
+    dataset = build_dataset(config.data)
+    task_class = tasks.get(config.task.name)
+    return config, task_class(config, dataset.info(), torch.device("cpu"), torch.Generator())
+
+
+def compiled(module: torch.nn.Module) -> bool:
+    return getattr(module, "_compiled_call_impl", None) is not None
+
+
+def test_compile_compiles_g_and_d_in_place_and_keeps_checkpoint_keys():
+    config, task = build_task(TINY_MLP + ["train.compile=true"])
+    keys = {k: set(m.state_dict()) for k, m in task.modules().items()}
+    notes = compile_nets(task, config)
+    assert compiled(task.G) and compiled(task.D)
+    assert "compiling G, D (mode default" in notes[0]
+    assert {k: set(m.state_dict()) for k, m in task.modules().items()} == keys
+
+
+def test_compile_keeps_d_eager_when_its_loss_needs_double_backward():
+    config, task = build_task(TINY_MLP + ["train.compile=true", "loss.name=wgan-gp"])
+    notes = compile_nets(task, config)
+    assert compiled(task.G) and not compiled(task.D)
+    assert "D stay eager" in notes[1]
+
+
+def test_compile_off_compiles_nothing():
+    config, task = build_task(TINY_MLP)
+    assert compile_nets(task, config) == []
+    assert not compiled(task.G) and not compiled(task.D)
+
+
+def test_precision_is_a_checked_choice():
+    with pytest.raises(Exception, match="train.precision"):
+        configlib.load(None, ["train.precision=fp8"])
+
+
+def test_trainer_state_on_cpu_keeps_latent_noise_on_the_cpu_generator(tmp_path):
+    """CPU runs draw z from the run's noise generator, as before (bitwise compatibility)."""
+    config = configlib.load(None, TINY_MLP + ["train.steps=1"])
+    run = RunDir(tmp_path / "r")
+    run.prepare_new()
+    trainer = Trainer(config, run)
+    assert trainer.task.z_noise is trainer.noise
+    assert "z_noise" not in trainer.task.state_tensors()
