@@ -10,8 +10,6 @@ DCGAN on Fashion-MNIST (28x28, or upsampled with --resolution 64), non-saturatin
   ganforge-bf16   the same with train.precision=bf16
   ganforge-bf16-compile   ... and train.compile=true
   ganforge-fp16   train.precision=fp16 (GradScalers)
-  ganforge-bf16-compile-graphs   bf16, compiled with train.compile_mode=reduce-overhead (CUDA
-                  graphs)
 Each variant runs in its own process (so peak memory is its own), repeats interleaved
 (A B C A B C ...) to share machine noise; the table reports the median images/s of each and
 its ratio to the textbook loop. Peak memory: max RSS of the process on CPU, and
@@ -47,9 +45,6 @@ GANFORGE_VARIANTS = {  # name: extra overrides
     "ganforge-bf16": ["train.precision=bf16"],
     "ganforge-bf16-compile": ["train.precision=bf16", "train.compile=true"],
     "ganforge-fp16": ["train.precision=fp16"],
-    "ganforge-bf16-compile-graphs": [
-        "train.precision=bf16", "train.compile=true", "train.compile_mode=reduce-overhead",
-    ],
 }
 VARIANTS = ("textbook", "tensor", *GANFORGE_VARIANTS)
 CPU_DEFAULT = ("textbook", "tensor", "ganforge")

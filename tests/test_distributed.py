@@ -123,3 +123,24 @@ def test_two_gloo_processes_train_like_one_and_resume_in_one(tmp_path):
     resume(tmp_path / "ddp", ["train.steps=12"], progress=False)
     resume(tmp_path / "alone", ["train.steps=12"], progress=False)
     assert_close_states(newest_tensors(tmp_path / "alone"), newest_tensors(tmp_path / "ddp"))
+
+
+def test_one_process_checkpoint_resumes_in_two_like_one(tmp_path):
+    alone = configlib.load(None, PLAIN_MLP + ["train.steps=4"])
+    train(alone, tmp_path / "a", progress=False)
+    train(alone, tmp_path / "b", progress=False)
+    done = torchrun(tmp_path / "a", steps=8, resume_run=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    resume(tmp_path / "b", ["train.steps=8"], progress=False)
+    assert_close_states(newest_tensors(tmp_path / "b"), newest_tensors(tmp_path / "a"))
+
+
+def test_sync_batchnorm_on_the_cpu_is_refused_with_the_fix():
+    from ganforge.training.speed import prepare_distributed
+
+    config = configlib.load(None, TINY_MLP + ["train.sync_batchnorm=true"])
+    info = build_dataset(config.data).info()
+    task = tasks.get(config.task.name)(config, info, torch.device("cpu"), torch.Generator())
+    with pytest.raises(GanforgeError, match="train.sync_batchnorm=false"):
+        prepare_distributed(task, Distributed(rank=0, world=2), config)
+    assert "no effect" in prepare_distributed(task, Distributed(), config)[0]

@@ -311,3 +311,26 @@ def test_old_entries_and_orphans_are_pruned(tmp_path, monkeypatch, cache):
     assert entry_files(cache) == [u8.with_suffix(".json").name, u8.name]
     assert u8.stat().st_size == b.x.numel()
     assert a.x.shape == (6, 1, 8, 8) and int(a.x.sum()) > 0  # a's map outlives its pruned file
+
+
+def test_training_reads_batches_from_the_mapped_file_without_a_copy(tmp_path):
+    from ganforge import config as configlib
+    from ganforge.training.loop import Trainer
+    from ganforge.training.rundir import RunDir
+
+    root = gray_folder(tmp_path / "imgs", n=40, size=8)
+    config = configlib.load(None, [
+        f"data.source=folder:{root}", "data.resolution=8", "model.arch=mlp",
+        "model.g_hidden=[16]", "model.d_hidden=[16]", "train.batch_size=8", "train.steps=3",
+        "log.progress=false",
+    ])
+    build_dataset(config.data)  # decode once: the trainer's dataset is then a cache hit
+    run = RunDir(tmp_path / "run")
+    run.prepare_new()
+    trainer = Trainer(config, run)
+    assert trainer.dataset.mapped and trainer.data_device.type == "cpu"
+    x = trainer.fields["x"]
+    assert x.data_ptr() == trainer.dataset.x.data_ptr()  # the mapping itself, not a copy
+    batch = trainer.next_batch()
+    assert batch["x"].shape == (8, 1, 8, 8) and batch["x"].min() >= -1
+    assert trainer.fit(progress=False).step == 3

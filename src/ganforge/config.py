@@ -189,13 +189,9 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps (checked in validate)
     precision: str = "fp32"  # fp32, bf16 or fp16 (autocast; fp16 adds a GradScaler)
     compile: bool = False  # torch.compile G and D (eager where unsupported, with a note)
-    compile_mode: str = "default"  # torch.compile's mode (reduce-overhead: CUDA graphs)
     sync_batchnorm: bool = False  # DDP: BatchNorm statistics over all processes (CUDA)
 
-    CHOICES: ClassVar[dict[str, tuple]] = {
-        "precision": ("fp32", "bf16", "fp16"),
-        "compile_mode": ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
-    }
+    CHOICES: ClassVar[dict[str, tuple]] = {"precision": ("fp32", "bf16", "fp16")}
 
 
 @dataclass

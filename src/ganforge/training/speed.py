@@ -48,11 +48,9 @@ def compile_nets(task: Task, config: Config) -> list[str]:
         if name.startswith("D") and eager_d:
             kept.append(name)
             continue
-        mode = config.train.compile_mode
-        module.compile(mode=None if mode == "default" else mode)
+        module.compile()
         compiled.append(name)
-    mode = config.train.compile_mode
-    notes = [f"train.compile: compiling {', '.join(compiled)} (mode {mode}; first steps slower)"]
+    notes = [f"train.compile: compiling {', '.join(compiled)} (the first steps are slower)"]
     if kept:
         notes.append(
             f"train.compile: {', '.join(kept)} stay eager: the gradient penalty differentiates "
