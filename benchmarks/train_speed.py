@@ -211,7 +211,7 @@ def parent(args: argparse.Namespace) -> None:
     print(f"\nDCGAN {side}x{side} Fashion-MNIST, batch {args.batch}, width {args.width}, "
           f"{args.steps} timed steps after {args.warmup} warm-up, {args.repeats} repeats, "
           f"device {device} ({name}), torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}")
+          f"threads per process {args.threads or torch.get_num_threads()}")
     base_name = variants[0]
     print(f"| variant | images/s (median) | / {base_name} | peak memory MB ({what}) |")
     print("|---|---:|---:|---:|")

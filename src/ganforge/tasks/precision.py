@@ -9,7 +9,8 @@ train.precision picks one of
 Backward passes run with autocast off (PyTorch's AMP recipe). Gradients of D with respect to its
 input (WGAN-GP, DRAGAN, R1) are taken of scaled scores under fp16, then unscaled
 (`grad_scale`), as in the AMP notes on gradient penalties, so small gradients do not flush to
-zero in half precision.
+zero in half precision. Every backward pass here ends in `after_backward(name)`, where the loop
+hooks in the averaging of gradients over torchrun processes (tasks never import training/).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ One step is one iteration: n_critic D updates, then one G update (D alone during
 train.d_warmup_steps steps). Randomness comes from three generators seeded from train.seed
 (data order, latent noise, fixed sample noise) plus torch's global one (weight init, the
 gradient-penalty interpolation); all of them are saved in checkpoints, so CPU resume is bitwise.
+On a GPU, z comes from a seeded generator there (also saved). Under torchrun each process runs
+this loop on its share of every step's batch (training/distributed.py); rank 0 writes the run.
 """
 
 from __future__ import annotations
