@@ -144,3 +144,62 @@ def test_sync_batchnorm_on_the_cpu_is_refused_with_the_fix():
     with pytest.raises(GanforgeError, match="train.sync_batchnorm=false"):
         prepare_distributed(task, Distributed(rank=0, world=2), config)
     assert "no effect" in prepare_distributed(task, Distributed(), config)[0]
+
+
+class RowSums:
+    """A stand-in extractor: features and logits that differ per image; counts its rows."""
+
+    device = torch.device("cpu")
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def __call__(self, images: torch.Tensor):
+        self.rows += images.shape[0]
+        x = images.float().flatten(1)
+        return torch.stack([x.sum(1), x.max(1).values], 1), x[:, :3]
+
+
+def gather_worker(rank: int, world: int, init: str, images: torch.Tensor, out: str) -> None:
+    from ganforge.metrics.extract import Shard, extract
+
+    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    extractor = RowSums()
+    feats, logits = extract(extractor, images, 2, shard=Shard(rank, world))
+    torch.save({"feats": feats, "logits": logits, "rows": extractor.rows}, f"{out}.{rank}")
+    torch.distributed.destroy_process_group()
+
+
+def test_sharded_extraction_gathers_every_row_in_order(tmp_path):
+    from ganforge.metrics.extract import extract
+
+    images = torch.randint(0, 256, (7, 1, 4, 4), dtype=torch.uint8)  # 7 rows: parts of 4 and 3
+    init = f"file://{tmp_path / 'store'}"
+    torch.multiprocessing.spawn(
+        gather_worker, args=(2, init, images, str(tmp_path / "out")), nprocs=2, join=True
+    )
+    expected_feats, expected_logits = extract(RowSums(), images, 2)
+    results = [torch.load(tmp_path / f"out.{r}") for r in range(2)]
+    assert [r["rows"] for r in results] == [4, 3]  # each process extracted its part only
+    for r in results:  # ... and every process got all rows, in order
+        assert torch.equal(r["feats"], expected_feats)
+        assert torch.equal(r["logits"], expected_logits)
+
+
+def test_evaluation_during_a_torchrun_run_runs_everywhere_and_logs_once(tmp_path):
+    config = tmp_path / "eval.yaml"
+    sets = PLAIN_MLP + ["eval.every=4", "eval.metrics=[modes]", "eval.n=500"]
+    config.write_text(configlib.dump(configlib.load(None, sets)))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", "-m", "ganforge", "train", str(config),
+               "--out", str(tmp_path / "run"), "--set", "train.steps=8"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent / "src")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    evals = [r["step"] for r in rows if "eval/modes_covered" in r]
+    assert evals == [4, 8]  # once per evaluation step: rank 0 alone writes
+    assert done.stdout.count("step 8: ") == 1
+    assert (tmp_path / "run" / "checkpoints" / "best.json").is_file()

@@ -26,7 +26,7 @@ from ganforge.metrics.conditional import (
     require_fake_labels,
     require_real_labels,
 )
-from ganforge.metrics.extract import extract
+from ganforge.metrics.extract import Shard, extract
 from ganforge.metrics.features import FeatureExtractor
 from ganforge.metrics.fid import feature_stats, fid_from_stats
 from ganforge.metrics.inception_score import inception_score_from_logits
@@ -83,6 +83,7 @@ class _Job:
     # (real labels aligned with the selected real samples, the classes the fake samples were
     # asked for, the reference's number of classes); None entries where there are none
     labels: tuple[torch.Tensor | None, torch.Tensor | None, int | None] = (None, None, None)
+    shard: Shard | None = None  # under torchrun: the fake features are extracted in parts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,6 +245,7 @@ def evaluate(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     device: str = "cpu",
+    shard: Shard | None = None,
 ) -> dict[str, Any]:
     """Compute `metrics` of fake samples against a real source; every number with its protocol.
 
@@ -258,7 +260,8 @@ def evaluate(
     inception:PATH, classifier:PATH); for vector data the raw points are the features and
     'modes' uses the mixture's centers (DESIGN.md protocol). Real features are cached (refstats).
     batch_size: images per extractor call; None picks it by device (extract.default_batch_size:
-    32 on CPU, larger on CUDA), which changes speed, not the features.
+    32 on CPU, larger on CUDA), which changes speed, not the features. shard: under torchrun
+    every process calls evaluate alike and extracts its part of the fake features (gathered).
     """
     names = parse_metrics(metrics)
     config = parse_against(against)
@@ -315,7 +318,9 @@ def evaluate(
     if "ifid" in names:
         protocol["real_labels"] = "the reference's own labels of the selected samples"
     labels = (real_labels, fake_labels, dataset.num_classes)
-    job = _Job(names, config, seed, features, batch_size, cache_dir, progress, device, labels)
+    job = _Job(
+        names, config, seed, features, batch_size, cache_dir, progress, device, labels, shard
+    )
     run = _evaluate_vectors if dataset.kind == "vector" else _evaluate_images
     values, params = run(job, real_x, fake_x, protocol)
     protocol["params"] = params
@@ -381,7 +386,9 @@ def _evaluate_images(
         if size and (h, w) != (size, size)
         else "none"
     )
-    fake_feats, fake_logits = extract(extractor, fake_x, batch_size, job.progress, "fake")
+    fake_feats, fake_logits = extract(
+        extractor, fake_x, batch_size, job.progress, "fake", job.shard
+    )
     values: dict[str, Any] = {}
     params: dict[str, Any] = {}
     real_feats = None

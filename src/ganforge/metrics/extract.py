@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 
 from ganforge.metrics.features import FeatureExtractor
 
@@ -19,6 +21,36 @@ def default_batch_size(device: str | torch.device | None) -> int:
     """The batch size extract() uses on `device` when it is given none."""
     kind = torch.device(device).type if device is not None else "cpu"
     return DEFAULT_BATCH_SIZE.get(kind, FALLBACK_BATCH_SIZE)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of an extraction spread over the processes of a torchrun run.
+
+    Each process extracts one contiguous part of the rows; the parts are gathered, so every
+    process ends with the features of all rows, in order.
+    """
+
+    rank: int
+    world: int
+
+    def chunk(self, n: int) -> int:
+        return -(-n // self.world)
+
+    def rows(self, n: int) -> slice:
+        """This process's rows of n."""
+        size = self.chunk(n)
+        return slice(min(n, self.rank * size), min(n, (self.rank + 1) * size))
+
+    def gather(self, local: torch.Tensor, n: int) -> torch.Tensor:
+        """All processes' parts of (n, D) rows, padded to equal size for all_gather, in order."""
+        size = self.chunk(n)
+        device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+        padded = torch.zeros(size, *local.shape[1:], dtype=local.dtype, device=device)
+        padded[: local.shape[0]] = local
+        parts = [torch.empty_like(padded) for _ in range(self.world)]
+        dist.all_gather(parts, padded)
+        return torch.cat(parts)[:n].cpu()
 
 
 def _progress_bar(total: int, desc: str, progress: bool):
@@ -36,13 +68,20 @@ def extract(
     batch_size: int | None = None,
     progress: bool = False,
     desc: str = "features",
+    shard: Shard | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Features (N, D) float32 and logits (N, K) or None of uint8 images (N, C, H, W).
 
     Runs under no_grad in fixed batches; the extractors give the same features whatever the
     batch size (tested), so batch_size only trades memory for speed. None picks it from the
-    extractor's device (default_batch_size); features come back on the CPU.
+    extractor's device (default_batch_size); features come back on the CPU. With a shard (and
+    at least one row per process), each process extracts its part and all get every row.
     """
+    n = images.shape[0]
+    if shard is not None and shard.world > 1 and n >= shard.world:
+        feats, logits = extract(extractor, images[shard.rows(n)], batch_size, progress, desc)
+        gathered = None if logits is None else shard.gather(logits, n)
+        return shard.gather(feats, n), gathered
     if batch_size is None:
         batch_size = default_batch_size(getattr(extractor, "device", None))
     if batch_size < 1:

@@ -11,6 +11,7 @@ from typing import Any
 from ganforge.config import DataConfig
 from ganforge.errors import GanforgeError
 from ganforge.metrics.evaluate import evaluate, parse_against
+from ganforge.metrics.extract import Shard
 from ganforge.tasks.sampling import Sampler
 from ganforge.tasks.text import TextSampler
 from ganforge.tasks.translation import TranslationSampler
@@ -109,12 +110,14 @@ def evaluate_sampler(
     device: str = "cpu",
     matcher: str | None = None,
     phrasing: str = "templates",
+    shard: Shard | None = None,
 ) -> dict[str, Any]:
     """Every requested metric of the sampler's samples against `against`, with its protocol.
 
     labels: how a conditional generator's classes are drawn ('uniform' or 'data'); the
     protocol says which. train_data: the run's training data; CAS trains on as many generated
-    images as it holds, with its class balance, and tests on `against`.
+    images as it holds, with its class balance, and tests on `against`. shard: under torchrun,
+    the standard metrics' fake features are extracted in parts by all processes.
     """
     standard, extra = split_metrics(metrics)
     against = parse_against(against)
@@ -144,7 +147,7 @@ def evaluate_sampler(
     if standard or not extra:
         result = evaluate(
             sampler.eval_fn(labels), against=against, metrics=standard, features=features,
-            n=n, seed=seed, progress=progress, device=device,
+            n=n, seed=seed, progress=progress, device=device, shard=shard,
         )
     if "cas" in extra:
         cas = cas_for(sampler, train_data, against, features, seed, progress)

@@ -34,6 +34,7 @@ from ganforge.devices import pick_device
 from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write_text, remove_stale_temps
 from ganforge.images import save_captioned_grid, save_grid
+from ganforge.metrics.extract import Shard
 from ganforge.nets.progressive import (
     current_resolution,
     growing,
@@ -315,10 +316,12 @@ class Trainer:
             return
         e = self.config.eval
         against = e.against or default_against(self.config.data)
+        shard = Shard(self.dist.rank, self.dist.world) if self.dist.active else None
         result = evaluate_sampler(
             self.task.sampler(), self.config.data, against=against, metrics=e.metrics,
             features=e.features, n=e.n, seed=self.config.train.seed, labels=e.labels,
             progress=False, device=str(self.device), matcher=e.matcher, phrasing=e.phrasing,
+            shard=shard,
         )
         scores = flat_scores(result)
         row = {"step": self.step, **{f"eval/{k}": v for k, v in scores.items()}}
@@ -326,10 +329,11 @@ class Trainer:
             row["eval_resolution"] = self.dataset.shape[-1]
         if "mode_histogram" in result:
             row["eval/mode_histogram"] = result["mode_histogram"]
-        logger.log(row)
-        logger.message(
-            f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
-        )
+        logger.log(row)  # the other processes of a torchrun run log to nowhere
+        if self.dist.main:
+            logger.message(
+                f"step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
+            )
         self.watch_coverage(scores, logger)
         self.keep_best(scores)
         if self.on_eval is not None and self.on_eval(self.step, scores):
@@ -345,7 +349,9 @@ class Trainer:
         best = None if self.best is None else self.best["value"]
         if best is None or (value < best if lower else value > best):
             self.best = {"metric": primary, "value": value, "step": self.step}
-            checkpoint.copy_as(self.save_checkpoint(), "best")
+            path = self.save_checkpoint()
+            if self.dist.main:  # the others hold the same state and write nothing
+                checkpoint.copy_as(path, "best")
 
     def growth_note(self) -> str:
         """Why evaluation waits while the nets grow, and from which step it runs."""
@@ -366,7 +372,7 @@ class Trainer:
         if covered is None:
             return
         most = self.most_modes
-        if most is not None and covered < most:
+        if most is not None and covered < most and self.dist.main:
             total = int(scores.get("modes_total", 0))
             logger.message(
                 f"warning: step {self.step} covers {int(covered)} of {total} modes, down from "
@@ -421,8 +427,8 @@ class Trainer:
                         grid = self.save_samples()
                     if self.step % t.checkpoint_every == 0:
                         self.save_checkpoint()
-                    if cfg.eval.every and self.step % cfg.eval.every == 0 and main:
-                        self.evaluate(logger)  # rank 0 alone; the others wait at the next step
+                    if cfg.eval.every and self.step % cfg.eval.every == 0:
+                        self.evaluate(logger)  # every process: each extracts a part
                         clock = time.perf_counter()
                     logger.advance()
         finally:
