@@ -18,7 +18,10 @@ from ganforge.errors import GanforgeError
 from ganforge.training.batches import EpochBatches
 from ganforge.training.distributed import Distributed
 from ganforge.training.loop import resume, train
+from test_conditional import TINY_CGAN
+from test_semi_supervised import SSL_MLP
 from test_training import TINY_MLP, newest_tensors
+from test_translation import CYCLEGAN, PIX2PIX
 
 PLAIN_MLP = TINY_MLP + ["model.g_norm=none", "train.checkpoint_every=4"]  # no BatchNorm
 
@@ -81,7 +84,9 @@ def test_each_process_takes_its_share_of_the_steps_latent_codes():
     assert torch.equal(torch.cat([codes(0, 2, 3), codes(1, 2, 3)]), codes(0, 1, 6))
 
 
-def torchrun(out: Path, steps: int, procs: int = 2, resume_run: bool = False):
+def torchrun(
+    out: Path, steps: int, procs: int = 2, resume_run: bool = False, sets: list[str] = PLAIN_MLP
+):
     """ganforge train under torchrun (gloo, CPU), in a subprocess."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={procs}", "-m", "ganforge", "train"]
@@ -89,7 +94,7 @@ def torchrun(out: Path, steps: int, procs: int = 2, resume_run: bool = False):
         command += ["--resume", str(out)]
     else:
         config = out.parent / f"{out.name}.yaml"
-        config.write_text(configlib.dump(configlib.load(None, PLAIN_MLP)))
+        config.write_text(configlib.dump(configlib.load(None, sets)))
         command += [str(config), "--out", str(out), "--set", "train.device=cpu"]
     command += ["--set", f"train.steps={steps}"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -203,3 +208,15 @@ def test_evaluation_during_a_torchrun_run_runs_everywhere_and_logs_once(tmp_path
     assert evals == [4, 8]  # once per evaluation step: rank 0 alone writes
     assert done.stdout.count("step 8: ") == 1
     assert (tmp_path / "run" / "checkpoints" / "best.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [TINY_CGAN, PIX2PIX, CYCLEGAN, SSL_MLP],
+    ids=["conditional", "pix2pix", "cyclegan", "semi-supervised"],
+)
+def test_every_kind_of_gan_trains_under_torchrun_and_resumes_alone(tmp_path, sets):
+    done = torchrun(tmp_path / "run", steps=2, sets=[*sets, "train.checkpoint_every=2"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "torchrun: 2 processes" in done.stdout
+    assert resume(tmp_path / "run", ["train.steps=3"], progress=False).step == 3
