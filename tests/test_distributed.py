@@ -220,3 +220,13 @@ def test_every_kind_of_gan_trains_under_torchrun_and_resumes_alone(tmp_path, set
     assert done.returncode == 0, done.stderr[-3000:]
     assert "torchrun: 2 processes" in done.stdout
     assert resume(tmp_path / "run", ["train.steps=3"], progress=False).step == 3
+
+
+def test_flat_copy_writes_what_the_collective_left_back_into_each_tensor():
+    from ganforge.training.distributed import flat_copy
+
+    a, b = torch.ones(2, 3), torch.arange(4.0)
+    with flat_copy([a, b]) as flat:
+        assert flat.shape == (10,)
+        flat *= 2  # what an all-reduce or broadcast does in place
+    assert torch.equal(a, torch.full((2, 3), 2.0)) and torch.equal(b, 2 * torch.arange(4.0))

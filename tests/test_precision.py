@@ -10,6 +10,7 @@ import torch
 from ganforge import config as configlib
 from ganforge import tasks
 from ganforge.data import build_dataset
+from ganforge.errors import GanforgeError
 from ganforge.penalties import gradient_penalty, r1_penalty
 from ganforge.tasks.precision import Precision
 from ganforge.training.logger import read_metrics
@@ -136,7 +137,7 @@ def test_compile_off_compiles_nothing():
 
 
 def test_precision_is_a_checked_choice():
-    with pytest.raises(Exception, match="train.precision"):
+    with pytest.raises(GanforgeError, match="train.precision"):
         configlib.load(None, ["train.precision=fp8"])
 
 
@@ -148,3 +149,9 @@ def test_trainer_state_on_cpu_keeps_latent_noise_on_the_cpu_generator(tmp_path):
     trainer = Trainer(config, run)
     assert trainer.task.z_noise is trainer.noise
     assert "z_noise" not in trainer.task.state_tensors()
+
+
+def test_half_precision_on_a_device_without_autocast_here_is_refused():
+    with pytest.raises(GanforgeError, match="train.precision=fp32"):
+        Precision("bf16", torch.device("meta"))
+    assert not Precision("fp32", torch.device("meta")).enabled

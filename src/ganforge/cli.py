@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -341,6 +340,7 @@ def _device_option(parser: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ganforge import config as configlib
+    from ganforge.training.distributed import Distributed
     from ganforge.training.loop import resume, train
 
     progress = not args.no_progress
@@ -353,7 +353,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "or --resume RUN_DIR."
             )
         config = configlib.load(args.config, args.overrides)
-        if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if not args.out and Distributed.from_env().active:
             raise GanforgeError(  # a time-stamped name could differ between the processes
                 "Under torchrun give the run directory: --out RUN_DIR."
             )

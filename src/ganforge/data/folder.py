@@ -381,7 +381,7 @@ def save_cache(folder: Path, key: str, writer: RawWriter, labels: list[int] | No
                meta: dict) -> tuple[torch.Tensor, bool]:
     """Commit the decoded images as cache entry KEY (KEY.u8, then KEY.json last, so a
     half-written entry is never used); (x, whether x is mapped from the cache)."""
-    shape = (writer.count, writer.channels, writer.resolution, writer.resolution)
+    shape = writer.shape(writer.count)
     if not writer.commit():
         return writer.memory_tensor(), False
     data_path = folder / f"{key}.u8"

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from ganforge.errors import GanforgeError
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -28,15 +30,19 @@ class Precision:
     """Autocast and per-optimizer GradScalers for one run (train.precision on one device)."""
 
     def __init__(self, mode: str, device: torch.device) -> None:
+        if mode != "fp32" and device.type not in ("cuda", "cpu"):
+            raise GanforgeError(
+                f"train.precision={mode} runs on CUDA or the CPU, not {device.type}. "
+                "Set train.precision=fp32."
+            )
         self.mode = mode
+        # fp32 elsewhere (mps) only ever disables autocast, which the CPU type does harmlessly
         self.device_type = device.type if device.type in ("cuda", "cpu") else "cpu"
         self.dtype = DTYPES.get(mode)
         self.scalers: dict[str, torch.amp.GradScaler] = {}
         # called with the optimizer's name after each backward pass: the loop's averaging of
         # gradients over processes under torchrun (None alone)
         self.after_backward: Callable[[str], None] | None = None
-        if mode == "fp16" and device.type not in ("cuda", "cpu"):
-            raise ValueError(f"fp16 loss scaling runs on cuda or cpu, not {device.type}")
 
     @property
     def enabled(self) -> bool:

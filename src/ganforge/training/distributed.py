@@ -22,7 +22,9 @@ alone writes files and prints; the others only train.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -98,23 +100,18 @@ class Distributed:
         if not self.active:
             return
         grads = [p.grad for p in parameters if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= self.world
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
+        with flat_copy(grads) as flat:
+            dist.all_reduce(flat)
+            flat /= self.world
 
-    def broadcast_buffers(self, modules: list[nn.Module]) -> None:
-        """Give every process rank 0's buffers (BatchNorm running statistics)."""
+    def broadcast_buffers(self, modules: Iterable[nn.Module]) -> None:
+        """Give every process rank 0's floating-point buffers (BatchNorm running statistics;
+        the integer batch counters advance alike everywhere), in one flat broadcast."""
         if not self.active:
             return
-        for module in modules:
-            for buffer in module.buffers():
-                dist.broadcast(buffer, src=0)
+        buffers = [b for m in modules for b in m.buffers() if b.is_floating_point()]
+        with flat_copy(buffers) as flat:
+            dist.broadcast(flat, src=0)
 
     def any(self, flag: bool, device: torch.device) -> bool:
         """True on every process when `flag` is True on any of them (a stop request)."""
@@ -132,4 +129,19 @@ class Distributed:
         """Leave the process group at the end of the run."""
         if self.active and dist.is_initialized():
             dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def flat_copy(tensors: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """One flat tensor holding `tensors` (one collective instead of one per tensor); what the
+    block leaves in it is copied back into them. Nothing happens for an empty list."""
+    if not tensors:
+        yield torch.empty(0)
+        return
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    yield flat
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
 

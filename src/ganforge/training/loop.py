@@ -45,7 +45,7 @@ from ganforge.nets.progressive import (
 from ganforge.report.plots import plot_losses
 from ganforge.training import checkpoint
 from ganforge.training.batches import EpochBatches, LabelledBatches
-from ganforge.training.checkpoint import checkpoint_step
+from ganforge.training.checkpoint import checkpoint_name, checkpoint_step
 from ganforge.training.compat import check_compatible, check_fields, warn_ignored
 from ganforge.training.distributed import Distributed
 from ganforge.training.guards import check_finite, check_losses_now, check_weights
@@ -127,8 +127,7 @@ class Trainer:
         batch = self.dist.check_batch(t.batch_size)  # this process's share of each batch
         self.dataset = build_dataset(config.data)
         # a memory-mapped dataset stays on the CPU: each batch is gathered there and copied
-        mapped = getattr(self.dataset, "mapped", False)
-        self.data_device = torch.device("cpu") if mapped else self.device
+        self.data_device = torch.device("cpu") if self.dataset.mapped else self.device
         task_class = tasks.get(config.task.name)
         check_fields(task_class, self.dataset, config.data.source)
         warn_ignored(config)
@@ -218,7 +217,8 @@ class Trainer:
         """
         check_weights(self.task.modules(), self.step, self.last_checkpoint)
         if not self.dist.main:  # every process holds the same state: rank 0 writes it
-            return self.run.checkpoints / f"{checkpoint.checkpoint_name(self.step)}.json"
+            self.last_checkpoint = self.run.checkpoints / f"{checkpoint_name(self.step)}.json"
+            return self.last_checkpoint
         batch_tensors, batch_values = self.batches.state()
         extra = {f"batches.{k}": v for k, v in batch_tensors.items()}
         b_values = None
@@ -481,7 +481,7 @@ class Trainer:
         if g_turn:
             with task.precision.autocast():
                 stats.update(task.g_step(batch))
-        self.dist.broadcast_buffers(list(task.modules().values()))
+        self.dist.broadcast_buffers(task.modules().values())
         return stats
 
     def next_batch(self) -> dict[str, torch.Tensor]:

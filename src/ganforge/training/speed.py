@@ -13,13 +13,10 @@ from ganforge.tasks.base import Task
 from ganforge.training.distributed import Distributed
 
 
-def double_backward(config: Config) -> bool:
+def double_backward(task: Task) -> bool:
     """Whether D's loss takes gradients of gradients (WGAN-GP, DRAGAN, R1)."""
-    from ganforge.tasks.base import resolve_hyper
-
-    loss = config.loss
-    gp = resolve_hyper(config, "image").gp_weight
-    return gp > 0 or loss.dragan_weight > 0 or loss.r1_gamma > 0
+    loss = task.config.loss
+    return task.hyper.gp_weight > 0 or loss.dragan_weight > 0 or loss.r1_gamma > 0
 
 
 def compile_nets(task: Task, config: Config) -> list[str]:
@@ -40,7 +37,7 @@ def compile_nets(task: Task, config: Config) -> list[str]:
     if not supported:
         return ["train.compile: torch.compile does not support this Python/platform; eager."]
     dynamo.config.suppress_errors = True  # an unsupported net runs eager instead of failing
-    eager_d = double_backward(config)
+    eager_d = double_backward(task)
     compiled, kept = [], []
     for name, module in task.modules().items():
         if name.endswith("_ema"):  # the EMA copy only samples: not worth compiling
