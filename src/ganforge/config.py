@@ -94,6 +94,7 @@ class ModelConfig:
     mbstd_group: int = 0
     minibatch_disc: int = 0
     weight_norm: str = "none"
+    weight_norm_init: str = "default"
     d_input_noise: float = 0.0
     d_hidden_noise: float = 0.0
     phase_images: int = 60000
@@ -118,6 +119,7 @@ class ModelConfig:
         "out_act": ("auto", "tanh", "none"),
         "spectral_norm": _registered("ganforge.nets", "SPECTRAL_NORMS"),
         "weight_norm": _registered("ganforge.nets", "WEIGHT_NORMS"),
+        "weight_norm_init": _registered("ganforge.nets", "WEIGHT_NORM_INITS"),
         "translator": ("unet", "encoder-decoder", "resnet"),
         "translator_norm": ("auto", "batch", "instance"),
         "text_encoder": ("trainable", "pretrained"),
@@ -202,6 +204,7 @@ class StabilizeConfig:
     instance_noise_steps: int | None = None
     diffaugment: list[str] = field(default_factory=list)
     ema: float = 0.0
+    ema_d: float = 0.0
     replay: float = 0.0
     replay_size: int = 1024
     d_skip_above: float | None = None

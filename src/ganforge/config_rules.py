@@ -105,6 +105,7 @@ RANGES: dict[str, Range] = {  # every numeric key; a list key's items are checke
     "stabilize.instance_noise": Range(0),
     "stabilize.instance_noise_steps": Range(1),
     "stabilize.ema": Range(0, 1, high_open=True),
+    "stabilize.ema_d": Range(0, 1, high_open=True),
     "stabilize.replay": Range(0, 1, high_open=True),
     "stabilize.replay_size": Range(1, 1_000_000),
     "stabilize.d_skip_above": Range(0, 1),

@@ -36,7 +36,13 @@ from ganforge.nets.conditional import (
 from ganforge.nets.equalized import square_image
 from ganforge.nets.init import dcgan_init_
 from ganforge.nets.layers import D_NORMS, OUT_ACTS, check_choice
-from ganforge.nets.semi import WEIGHT_NORMS, ClassLogitDiscriminator, weight_norm_
+from ganforge.nets.semi import (
+    WEIGHT_NORM_INITS,
+    WEIGHT_NORMS,
+    ClassLogitDiscriminator,
+    data_init_,
+    weight_norm_,
+)
 from ganforge.nets.stabilize import (
     MinibatchDiscrimination,
     MinibatchStd,
@@ -47,10 +53,12 @@ from ganforge.nets.stabilize import (
 )
 
 __all__ = [
-    "ARCHS", "CONDITIONS", "SPECTRAL_NORMS", "WEIGHT_NORMS", "Arch", "ClassLogitDiscriminator",
+    "ARCHS", "CONDITIONS", "SPECTRAL_NORMS", "WEIGHT_NORMS", "WEIGHT_NORM_INITS", "Arch",
+    "ClassLogitDiscriminator",
     "ConditionalBatchNorm",
     "ConditionalDiscriminator", "ConditionalGenerator", "MinibatchDiscrimination",
-    "MinibatchStd", "StabilizedDiscriminator", "build_nets", "build_text_nets", "dcgan_init_", "pack_inputs",
+    "MinibatchStd", "StabilizedDiscriminator", "build_nets", "build_text_nets", "data_init_", "dcgan_init_",
+    "pack_inputs",
     "packed_shape", "spectral_norm_",
 ]
 

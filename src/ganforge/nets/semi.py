@@ -6,12 +6,18 @@ instead of a separate head (Salimans et al. 2016, sec. 5; Odena 2016 with the ex
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from ganforge.nets.layers import linear_head
 
 WEIGHT_NORMS = ("none", "d", "both")
+WEIGHT_NORM_INITS = ("default", "data")  # model.weight_norm_init: PyTorch's or data_init_
+DIRECTION_STD = 0.05  # std of the directions v after data_init_ (Salimans et al.'s N(0, 0.05))
 
 
 class ClassLogitDiscriminator(nn.Module):
@@ -45,3 +51,52 @@ def weight_norm_(module: nn.Module) -> nn.Module:
         if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             weight_norm(layer, "weight", dim=0 if not isinstance(layer, nn.ConvTranspose2d) else 1)
     return module
+
+
+def weight_normed(layer: nn.Module) -> bool:
+    """Whether layer's weight is reparameterized by weight_norm_ (g and direction v)."""
+    return parametrize.is_parametrized(layer, "weight") and any(
+        type(p).__name__ == "_WeightNorm" for p in layer.parametrizations.weight
+    )
+
+
+@torch.no_grad()
+def data_init_(module: nn.Module, forward: Callable[[], object]) -> int:
+    """Data-dependent initialization of module's weight-normed layers (Salimans & Kingma 2016,
+    sec. 3), in place: forward() runs module once on real data, in eval mode (no noise,
+    dropout or running-statistics updates); each weight-normed layer, in the order the data
+    reaches it, divides its scale g by the standard deviation of its outputs per unit and
+    shifts its bias so that those outputs have mean 0 and variance 1, and passes the
+    normalized outputs on to the next layer. The directions v are rescaled (not redrawn) to
+    the std of Salimans et al.'s N(0, 0.05) draws: g v / ||v|| ignores their scale, but
+    Adam's steps on v are relative to it, so the paper's learning rates assume it. Without it a deep weight-normed net starts with
+    outputs that shrink layer by layer (PyTorch's default init), so a fixed noise std, such
+    as the semi-supervised D's 0.5, drowns the signal. Returns how many layers it set.
+    """
+    done: set[nn.Module] = set()
+
+    def normalize(layer: nn.Module, inputs: object, output: Tensor) -> Tensor | None:
+        if layer in done:
+            return None
+        done.add(layer)
+        dims = [d for d in range(output.dim()) if d != 1]  # every axis but the unit's
+        mean, std = output.mean(dims), output.std(dims).clamp_min(1e-6)
+        scale, direction = layer.parametrizations.weight.original0, layer.parametrizations.weight.original1
+        direction.mul_(DIRECTION_STD / direction.std().clamp_min(1e-12))
+        scale.div_(std.view(scale.shape))
+        shape = [1, -1] + [1] * (output.dim() - 2)
+        if layer.bias is None:  # no shift to learn: only the scale is set
+            return output / std.view(shape)
+        layer.bias.sub_(mean).div_(std)
+        return (output - mean.view(shape)) / std.view(shape)
+
+    hooks = [m.register_forward_hook(normalize) for m in module.modules() if weight_normed(m)]
+    was_training = module.training
+    module.eval()
+    try:
+        forward()
+    finally:
+        module.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return len(done)

@@ -25,6 +25,7 @@ from ganforge.config_rules import parse_mix
 from ganforge.data.dataset import DataInfo
 from ganforge.errors import GanforgeError
 from ganforge.losses import adversarial_loss
+from ganforge.nets.semi import data_init_
 from ganforge.penalties import dragan_penalty, gradient_penalty, r1_penalty
 from ganforge.tasks.base import Batch, Stats, Task, grad_norm, make_optimizer, resolve_hyper
 from ganforge.tasks.dview import DView
@@ -85,6 +86,12 @@ class AdversarialTask(Task):
     def conditioning(self, batch: Batch) -> Cond:
         """What G and D see besides z and x for this batch (nothing, unconditionally)."""
         return ()
+
+    def init_from_data(self, batch: Batch) -> None:
+        """D's weight-normed layers set from real examples and their conditions (data_init_);
+        G's keep their initialization (their inputs are noise)."""
+        cond = self.conditioning(batch)
+        data_init_(self.D, lambda: self.discriminate(batch["x"], cond))
 
     def discriminate(self, x: torch.Tensor, cond: Cond) -> Outputs:
         """D's adversarial scores for x (and class logits, for tasks whose D classifies)."""

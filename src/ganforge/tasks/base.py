@@ -140,6 +140,11 @@ class Task:
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         """Restore what state_tensors returned."""
 
+    def init_from_data(self, batch: Batch) -> None:
+        """Data-dependent init of weight-normed layers on real examples, once, before the
+        first step of a new run (model.weight_norm with model.weight_norm_init=data); tasks
+        whose nets have none leave this as is."""
+
     # -- the phases ----------------------------------------------------------------------------
     def d_step(self, batch: Batch, keep_fake_for_g: bool) -> Stats:
         """One D update on a batch; keep_fake_for_g: the next g_step may reuse its fakes."""

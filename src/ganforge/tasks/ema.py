@@ -54,6 +54,11 @@ class EMA:
         for mine, theirs in _matched(self.model.named_buffers(), source.named_buffers(), "buffer"):
             mine.copy_(theirs)
 
+    @torch.no_grad()
+    def restart(self, source: nn.Module) -> None:
+        """Make the average an exact copy of source again (after source was re-initialized)."""
+        self.model.load_state_dict(source.state_dict())
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The averaged model's state (parameters and buffers), for checkpoints."""
         return self.model.state_dict()

@@ -14,7 +14,9 @@ configured adversarial loss (non-saturating gives theirs exactly). loss.unsuperv
 is the supervised-only baseline: D learns from the labelled batches alone and G is not trained.
 The labelled batch skips D's input view (DiffAugment, instance noise); data.augment applies to
 it as to every real batch. The product is D as a classifier: `ganforge eval RUN --metrics
-accuracy`, `ganforge classify RUN IMAGES`, `ganforge export-classifier RUN`.
+accuracy`, `ganforge classify RUN IMAGES`, `ganforge export-classifier RUN`. With
+stabilize.ema_d > 0 that classifier is a moving average of D's weights (checkpointed as D_ema),
+as Salimans et al.'s code tests with; training still uses the live D.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ganforge.errors import GanforgeError
 from ganforge.images import from_uint8
 from ganforge.tasks.adversarial import Cond, Outputs
 from ganforge.tasks.base import Batch, Stats, resolve_hyper
+from ganforge.tasks.ema import EMA
 from ganforge.tasks.sampling import Sampler
 from ganforge.tasks.unconditional import UnconditionalTask
 
@@ -114,6 +117,10 @@ class SemiSupervisedTask(UnconditionalTask):
         self.num_classes = int(info.num_classes)
         self.unsupervised = config.loss.unsupervised_weight
         self.d_adversarial_weight = 0.5 * self.unsupervised
+        # the classifier users get: a moving average of D's weights when stabilize.ema_d > 0
+        # (Salimans et al.'s code tests with such an average), else the live D
+        decay = config.stabilize.ema_d
+        self.d_ema = EMA(self.D, decay) if decay > 0 else None
 
     @classmethod
     def build_nets(cls, config: Config, info: DataInfo) -> tuple[nn.Module, nn.Module]:
@@ -157,14 +164,36 @@ class SemiSupervisedTask(UnconditionalTask):
         return {"d_class": self.supervised_loss(batch)}
 
     def d_step(self, batch: Batch, keep_fake_for_g: bool) -> Stats:
-        """The shared D phase; with unsupervised_weight 0 the labelled batch alone."""
+        """The shared D phase; with unsupervised_weight 0 the labelled batch alone. Then
+        the moving average of D, when on, takes the new weights."""
         if self.unsupervised > 0:
-            return super().d_step(batch, keep_fake_for_g)
-        loss = self.supervised_loss(batch)
-        stats = {"d_class": loss.detach(), "d_loss": loss.detach()}
-        self.update_d(loss, stats)
-        self.counters["d_steps"] += 1
+            stats = super().d_step(batch, keep_fake_for_g)
+        else:
+            loss = self.supervised_loss(batch)
+            stats = {"d_class": loss.detach(), "d_loss": loss.detach()}
+            self.update_d(loss, stats)
+            self.counters["d_steps"] += 1
+        if self.d_ema is not None:
+            self.d_ema.update(self.D, self.counters["d_steps"] - 1)
         return stats
+
+    def init_from_data(self, batch: Batch) -> None:
+        """D's weight-normed layers set on real examples; the average of D starts there too."""
+        super().init_from_data(batch)
+        if self.d_ema is not None:
+            self.d_ema.restart(self.D)
+
+    @property
+    def classifying_D(self) -> nn.Module:
+        """The D that classifies: its moving average when stabilize.ema_d is on, else D."""
+        return self.d_ema.model if self.d_ema is not None else self.D
+
+    def modules(self) -> dict[str, nn.Module]:
+        """G, D (and G_ema) as adversarially, and D_ema when stabilize.ema_d is on."""
+        nets = super().modules()
+        if self.d_ema is not None:
+            nets["D_ema"] = self.d_ema.model
+        return nets
 
     def g_step(self, batch: Batch) -> Stats:
         """The shared G phase; nothing in the supervised-only baseline (G is not used)."""
@@ -174,9 +203,9 @@ class SemiSupervisedTask(UnconditionalTask):
 
     # -- sampling and classifying ----------------------------------------------------------------
     def sampler(self) -> SemiSupervisedSampler:
-        """The live G (its EMA copy when on) with the live D as classifier."""
+        """The live G (its EMA copy when on) with the classifying D (classifying_D)."""
         sampler = super().sampler()
-        sampler.classifier = DClassifier(self.D, self.info, self.device)
+        sampler.classifier = DClassifier(self.classifying_D, self.info, self.device)
         return sampler
 
     @classmethod
@@ -184,7 +213,7 @@ class SemiSupervisedTask(UnconditionalTask):
         cls, sampler: Sampler, discriminator: nn.Module, states: dict,
         device: torch.device | str,
     ) -> Sampler:
-        """A loaded sampler gets the checkpoint's D as its classifier."""
-        discriminator.load_state_dict(states["D"])
+        """A loaded sampler gets the checkpoint's classifying D (D_ema when saved, else D)."""
+        discriminator.load_state_dict(states["D_ema"] if "D_ema" in states else states["D"])
         sampler.classifier = DClassifier(discriminator.to(device).eval(), sampler.info, device)
         return sampler

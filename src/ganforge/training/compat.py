@@ -46,10 +46,11 @@ def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> 
         now = getattr(config.model, key)
         if before != now:
             problems.append(f"model.{key} was {before!r}, now {now!r}")
-    ema_before = saved.get("stabilize", {}).get("ema", 0.0) > 0
-    if ema_before != (config.stabilize.ema > 0):
-        on = "on" if ema_before else "off"
-        problems.append(f"stabilize.ema was {on}, now {'off' if ema_before else 'on'}")
+    for key in ("ema", "ema_d"):  # a moving average is a module of the checkpoint or not
+        ema_before = saved.get("stabilize", {}).get(key, 0.0) > 0
+        if ema_before != (getattr(config.stabilize, key) > 0):
+            on = "on" if ema_before else "off"
+            problems.append(f"stabilize.{key} was {on}, now {'off' if ema_before else 'on'}")
     form_before = saved["loss"].get("ssl_form", "k")
     if form_before != config.loss.ssl_form:  # D's number of logits
         problems.append(f"loss.ssl_form was {form_before!r}, now {config.loss.ssl_form!r}")
@@ -87,7 +88,9 @@ ARCH_KEYS = (
 )  # read by some archs only
 
 
-SEMI_SUPERVISED_KEYS = ("data.labels_per_class", "loss.unsupervised_weight", "loss.ssl_form")
+SEMI_SUPERVISED_KEYS = (
+    "data.labels_per_class", "loss.unsupervised_weight", "loss.ssl_form", "stabilize.ema_d",
+)
 TRANSLATION_KEYS = (
     "data.direction", "model.translator", "model.resnet_blocks", "model.patch_layers",
     "model.translator_norm", "model.dropout", "loss.l1_weight", "loss.cycle_weight",
@@ -101,7 +104,8 @@ TEXT_KEYS = (
 NOT_TRANSLATION_KEYS = (
     "model.arch", "model.z_dim", "model.g_hidden", "model.d_hidden", "model.g_norm",
     "model.d_norm", "model.out_act", "model.condition", "model.spectral_norm", "model.pack",
-    "model.mbstd_group", "model.minibatch_disc", "model.weight_norm", "loss.gp_weight",
+    "model.mbstd_group", "model.minibatch_disc", "model.weight_norm",
+    "model.weight_norm_init", "loss.gp_weight",
     "loss.clip", "loss.mix", "loss.r1_gamma", "loss.dragan_weight", "loss.label_smoothing",
     "loss.feature_matching", "stabilize.instance_noise", "stabilize.diffaugment",
     "stabilize.ema", "stabilize.replay", "stabilize.d_skip_above", "stabilize.g_skip_below",
@@ -137,6 +141,8 @@ def ignored_keys(config: Config) -> list[str]:
               for key in changed(config, TRANSLATION_KEYS)]
     if "text" not in task.needs:
         found += [f"{key} (only task.name=text uses it)" for key in changed(config, TEXT_KEYS)]
+    if model.weight_norm == "none" and model.weight_norm_init != defaults.weight_norm_init:
+        found.append("model.weight_norm_init (model.weight_norm=none: no layer to initialize)")
     semi = task.labelled_subset
     conditional = "y" in task.needs and not semi
     if not conditional and model.condition != defaults.condition:

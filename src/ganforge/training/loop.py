@@ -63,6 +63,8 @@ from ganforge.training.speed import compile_nets, prepare_distributed
 DATA_SEED_OFFSET, NOISE_SEED_OFFSET, FIXED_SEED_OFFSET, AUGMENT_SEED_OFFSET = 0, 1, 2, 3
 LABELS_SEED_OFFSET, LABELLED_ORDER_SEED_OFFSET = 4, 5  # the labelled subset and its order
 DOMAIN_B_SEED_OFFSET = 6  # the order of an unpaired second domain (x_b)
+INIT_SEED_OFFSET = 8  # the real examples of the data-dependent init (7: tasks' GPU z)
+INIT_EXAMPLES = 500  # real examples the data-dependent init reads (Salimans et al.'s 500)
 LOWER_IS_BETTER = ("fid", "kid", "modes_kl", "ifid", "errors", "l1", "cycle_l1")  # every other metric: higher is better
 
 
@@ -145,6 +147,9 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.noise = torch.Generator().manual_seed(t.seed + NOISE_SEED_OFFSET)
         self.task = task_class(config, self.dataset.info(), self.device, self.noise)
+        m = config.model
+        if m.weight_norm != "none" and m.weight_norm_init == "data":  # before resume or step 1
+            self.task.init_from_data(self.init_examples())
         self.notes.extend(prepare_distributed(self.task, self.dist, config))
         self.notes.extend(compile_nets(self.task, config))
         self.grown = [p for m in self.task.modules().values() for p in growing_parts(m)]
@@ -192,6 +197,18 @@ class Trainer:
         if "text" in self.dataset.fields:
             shown["text"] = self.dataset.field("text")[index]
         return shown
+
+    def init_examples(self) -> dict[str, torch.Tensor]:
+        """INIT_EXAMPLES training examples (every streamed field, model scale, on the device),
+        drawn from their own seed: what the data-dependent init of weight norm reads."""
+        seed = self.config.train.seed + INIT_SEED_OFFSET
+        order = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(seed))
+        index = order[:INIT_EXAMPLES].to(self.data_device)
+        batch = {name: values[index].to(self.device) for name, values in self.fields.items()}
+        for name in ("x", "x_b"):
+            if name in batch:
+                batch[name] = self.dataset.to_model(batch[name])
+        return batch
 
     def labelled_batches(self) -> LabelledBatches:
         """The labelled subset (data.labels_per_class per class, seeded) and its batches."""
