@@ -45,7 +45,7 @@ HELP: dict[str, str] = {
     "model.mbstd_group": "minibatch standard deviation feature over groups of N (0: off)",
     "model.minibatch_disc": "minibatch discrimination kernels (0: off)",
     "model.weight_norm": "weight normalization: none, d (every D layer) or both G and D",
-    "model.weight_norm_init": "default, or data: D's weight-normed layers start normalized on real data",
+    "model.weight_norm_init": "default, or data: D's weight-normed layers start normalized",
     "model.d_input_noise": "mlp: std of Gaussian noise on D's input while training (0: off)",
     "model.d_hidden_noise": "mlp: std of Gaussian noise after D's hidden layers (0: off)",
     "model.phase_images": "progressive: images per fade-in and per stable phase of growth",

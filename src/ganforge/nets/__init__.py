@@ -54,12 +54,10 @@ from ganforge.nets.stabilize import (
 
 __all__ = [
     "ARCHS", "CONDITIONS", "SPECTRAL_NORMS", "WEIGHT_NORMS", "WEIGHT_NORM_INITS", "Arch",
-    "ClassLogitDiscriminator",
-    "ConditionalBatchNorm",
-    "ConditionalDiscriminator", "ConditionalGenerator", "MinibatchDiscrimination",
-    "MinibatchStd", "StabilizedDiscriminator", "build_nets", "build_text_nets", "data_init_", "dcgan_init_",
-    "pack_inputs",
-    "packed_shape", "spectral_norm_",
+    "ClassLogitDiscriminator", "ConditionalBatchNorm", "ConditionalDiscriminator",
+    "ConditionalGenerator", "MinibatchDiscrimination", "MinibatchStd",
+    "StabilizedDiscriminator", "build_nets", "build_text_nets", "data_init_", "dcgan_init_",
+    "pack_inputs", "packed_shape", "spectral_norm_",
 ]
 
 Shape = tuple[int, ...]

@@ -63,15 +63,16 @@ def weight_normed(layer: nn.Module) -> bool:
 @torch.no_grad()
 def data_init_(module: nn.Module, forward: Callable[[], object]) -> int:
     """Data-dependent initialization of module's weight-normed layers (Salimans & Kingma 2016,
-    sec. 3), in place: forward() runs module once on real data, in eval mode (no noise,
-    dropout or running-statistics updates); each weight-normed layer, in the order the data
-    reaches it, divides its scale g by the standard deviation of its outputs per unit and
-    shifts its bias so that those outputs have mean 0 and variance 1, and passes the
-    normalized outputs on to the next layer. The directions v are rescaled (not redrawn) to
-    the std of Salimans et al.'s N(0, 0.05) draws: g v / ||v|| ignores their scale, but
-    Adam's steps on v are relative to it, so the paper's learning rates assume it. Without it a deep weight-normed net starts with
-    outputs that shrink layer by layer (PyTorch's default init), so a fixed noise std, such
-    as the semi-supervised D's 0.5, drowns the signal. Returns how many layers it set.
+    sec. 3), in place; returns how many layers it set.
+
+    forward() runs module once on real data, in eval mode (no noise, dropout or running-
+    statistics updates). Each weight-normed layer, in the order the data reaches it, divides
+    its scale g by the standard deviation of its outputs per unit and shifts its bias so that
+    those outputs have mean 0 and variance 1, then passes the normalized outputs on. PyTorch's
+    default init instead starts a deep net with outputs that shrink layer by layer, so a fixed
+    noise std (the semi-supervised D's 0.5) can drown the signal. The directions v are
+    rescaled (not redrawn) to the std of Salimans et al.'s N(0, 0.05) draws: g v / ||v||
+    ignores their scale, but Adam's steps on v are relative to it.
     """
     done: set[nn.Module] = set()
 
@@ -81,7 +82,8 @@ def data_init_(module: nn.Module, forward: Callable[[], object]) -> int:
         done.add(layer)
         dims = [d for d in range(output.dim()) if d != 1]  # every axis but the unit's
         mean, std = output.mean(dims), output.std(dims).clamp_min(1e-6)
-        scale, direction = layer.parametrizations.weight.original0, layer.parametrizations.weight.original1
+        weight = layer.parametrizations.weight
+        scale, direction = weight.original0, weight.original1  # g and v of weight_norm
         direction.mul_(DIRECTION_STD / direction.std().clamp_min(1e-12))
         scale.div_(std.view(scale.shape))
         shape = [1, -1] + [1] * (output.dim() - 2)

@@ -141,9 +141,9 @@ class Task:
         """Restore what state_tensors returned."""
 
     def init_from_data(self, batch: Batch) -> None:
-        """Data-dependent init of weight-normed layers on real examples, once, before the
-        first step of a new run (model.weight_norm with model.weight_norm_init=data); tasks
-        whose nets have none leave this as is."""
+        """Data-dependent init of weight-normed layers on real examples, once, when the loop
+        builds the task (model.weight_norm with model.weight_norm_init=data; a resumed run's
+        restore then overwrites it); tasks whose nets have none leave this as is."""
 
     # -- the phases ----------------------------------------------------------------------------
     def d_step(self, batch: Batch, keep_fake_for_g: bool) -> Stats:

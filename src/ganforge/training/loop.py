@@ -204,8 +204,11 @@ class Trainer:
         seed = self.config.train.seed + INIT_SEED_OFFSET
         order = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(seed))
         index = order[:INIT_EXAMPLES].to(self.data_device)
-        batch = {name: values[index].to(self.device) for name, values in self.fields.items()}
-        for name in ("x", "x_b"):
+        return self.to_model({k: v[index].to(self.device) for k, v in self.fields.items()})
+
+    def to_model(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """batch with its examples (x, x_b, x_labelled) in model scale, in place."""
+        for name in ("x", "x_b", "x_labelled"):
             if name in batch:
                 batch[name] = self.dataset.to_model(batch[name])
         return batch
@@ -517,9 +520,7 @@ class Trainer:
                 k: (v.pin_memory() if pin else v).to(self.device, non_blocking=pin)
                 for k, v in batch.items()
             }
-        for name in ("x", "x_b", "x_labelled"):
-            if name in batch:
-                batch[name] = self.dataset.to_model(batch[name])
+        batch = self.to_model(batch)
         ops = self.config.data.augment
         if ops and "x_b" in batch and self.batches_b is None:  # one draw for both of a pair
             batch["x"], batch["x_b"] = augment_pair(batch["x"], batch["x_b"], ops, self.augment)
