@@ -239,8 +239,8 @@ def test_short_mnist_subset_run_beats_supervised_only_on_the_same_labels(tmp_pat
     finally:
         torch.set_num_threads(threads)
     assert accuracy["supervised"] > 0.3  # the baseline learnt from its 100 labels
-    # shipped config (input noise 0.6, moving average of D), one thread, seed 0: 0.768 at
-    # 500 steps; supervised-only stays near 0.70 (3,000 steps: 0.684)
+    # shipped config (input noise 0.6, moving average of D), one thread, seed 0, 500 steps:
+    # 0.768 against 0.615 supervised-only
     assert accuracy["ssgan"] > accuracy["supervised"] + 0.03, accuracy
 
 
