@@ -81,7 +81,9 @@ def test_each_process_takes_its_share_of_the_steps_latent_codes():
         task.rank, task.world = rank, world
         return task.noise_batch(n)
 
-    assert torch.equal(torch.cat([codes(0, 2, 3), codes(1, 2, 3)]), codes(0, 1, 6))
+    # rank r keeps rows r, r + 2, ...: the rows of the examples EpochBatches deals it
+    together = torch.stack([codes(0, 2, 3), codes(1, 2, 3)], dim=1).flatten(0, 1)
+    assert torch.equal(together, codes(0, 1, 6))
 
 
 def torchrun(
@@ -189,6 +191,56 @@ def test_sharded_extraction_gathers_every_row_in_order(tmp_path):
     for r in results:  # ... and every process got all rows, in order
         assert torch.equal(r["feats"], expected_feats)
         assert torch.equal(r["logits"], expected_logits)
+
+
+IMAGES = [*TINY_CGAN[:-3], "task.name=unconditional", "log.progress=false"]
+# draws from both per-process streams: the global RNG (WGAN-GP's interpolation points) and
+# data.augment's generator
+PER_PROCESS = [*IMAGES, "loss.name=wgan-gp", "data.augment=[flip,crop]",
+               "train.checkpoint_every=2", "train.sample_every=100"]
+# DiffAugment and instance noise draw for the whole step; an MLP without BatchNorm on images
+# (DCGAN's G always has it), so N processes train like one
+VIEWED = [*IMAGES, "model.arch=mlp", "model.g_hidden=[64]", "model.d_hidden=[64]",
+          "model.g_norm=none", "model.d_norm=none", "train.checkpoint_every=4",
+          "stabilize.diffaugment=[color,translation,cutout]", "stabilize.instance_noise=0.2"]
+
+
+def rows(run: Path, name: str) -> torch.Tensor:
+    return newest_tensors(run)[f"ranks.{name}"]
+
+
+def test_diffaugment_and_instance_noise_under_torchrun_match_one_process(tmp_path):
+    done = torchrun(tmp_path / "ddp", steps=4, sets=VIEWED)
+    assert done.returncode == 0, done.stderr[-3000:]
+    train(configlib.load(None, [*VIEWED, "train.steps=4"]), tmp_path / "alone", progress=False)
+    assert_close_states(newest_tensors(tmp_path / "alone"), newest_tensors(tmp_path / "ddp"))
+
+
+def test_each_process_draws_its_own_noise_and_resumes_it_exactly(tmp_path):
+    whole = torchrun(tmp_path / "whole", steps=4, sets=PER_PROCESS)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    for name in ("rng.torch", "rng.augment"):  # seeded alike, the ranks would hold one state
+        states = rows(tmp_path / "whole", name)
+        assert states.shape[0] == 2 and not torch.equal(states[0], states[1]), name
+    assert torch.equal(rows(tmp_path / "whole", "rng.torch")[0],
+                       newest_tensors(tmp_path / "whole")["rng.torch"])
+
+    # stopped at step 2 and resumed in 2 processes: each takes back its own streams
+    half = torchrun(tmp_path / "half", steps=2, sets=PER_PROCESS)
+    assert half.returncode == 0, half.stderr[-3000:]
+    resumed = torchrun(tmp_path / "half", steps=4, resume_run=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = newest_tensors(tmp_path / "whole"), newest_tensors(tmp_path / "half")
+    for name, tensor in a.items():
+        if name.startswith(("G.", "D.", "ranks.")):
+            assert torch.equal(tensor, b[name]), name
+
+    # resumed in more processes than wrote it: the new ones start fresh streams, with a note
+    more = torchrun(tmp_path / "half", steps=6, procs=4, resume_run=True)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "processes 2-3 start fresh ones" in more.stdout
+    states = rows(tmp_path / "half", "rng.torch")
+    assert len({bytes(row.tolist()) for row in states}) == 4
 
 
 def test_evaluation_during_a_torchrun_run_runs_everywhere_and_logs_once(tmp_path):

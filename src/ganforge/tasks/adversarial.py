@@ -187,9 +187,9 @@ class AdversarialTask(Task):
     # -- the two phases -------------------------------------------------------------------------
     def noise_batch(self, n: int) -> torch.Tensor:
         """Latent codes z ~ N(0, I) from the task's own generator (part of resume state)."""
-        gen = self.z_noise  # under torchrun: the whole step's codes, then this process's share
+        gen = self.z_noise  # under torchrun: the whole step's codes, then this process's rows
         z = torch.randn(n * self.world, self.G.z_dim, generator=gen, device=gen.device)
-        return z[self.rank * n : (self.rank + 1) * n].to(self.device)
+        return self.own_rows(z).to(self.device)
 
     def fakes_for_d(self, real: torch.Tensor, cond: Cond, keep_fake_for_g: bool):
         """(fake batch, its conditioning) for D: fresh from G, some rows replayed from the past.
@@ -239,7 +239,7 @@ class AdversarialTask(Task):
         real = batch["x"]
         cond = self.conditioning(batch)
         fake, fake_cond = self.fakes_for_d(real, cond, keep_fake_for_g)
-        view = self.view.draw(real, self.step)
+        view = self.view.draw(real, self.step, self.rank, self.world)
         real_v, fake_v = view(real), view(fake)
         loss_cfg = self.config.loss
         r1_now = loss_cfg.r1_gamma > 0 and self.counters["d_steps"] % loss_cfg.r1_every == 0
@@ -302,7 +302,7 @@ class AdversarialTask(Task):
             cond = self.conditioning(batch)
             kept = (self.G(self.noise_batch(batch["x"].shape[0]), *cond), cond)
         fake, cond = kept
-        view = self.view.draw(fake, self.step)
+        view = self.view.draw(fake, self.step, self.rank, self.world)
         fake_v = view(fake)
         loss_cfg = self.config.loss
         self.D.requires_grad_(False)

@@ -43,6 +43,14 @@ Stats = dict[str, torch.Tensor]
 TTUR = (1e-4, 4e-4)
 
 
+def process_rows(rows: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """Process `rank`'s rows of a tensor drawn for the whole step of a torchrun run: every
+    world-th row from rank on, the way EpochBatches deals each step's examples. So N processes
+    pair the very latent codes and DiffAugment draws with the very examples one process would.
+    """
+    return rows[rank::world]
+
+
 @dataclass(frozen=True)
 class Hyper:
     """Loss and optimizer settings after the loss's defaults fill what the config left out."""
@@ -116,7 +124,11 @@ class Task:
     collect_grad_norms: bool = False  # set by the loop on log steps
     step: int = 0  # the loop's current step, set before each one (for annealed schedules)
     rank: int = 0  # under torchrun: this process's index and the number of processes; each
-    world: int = 1  # draws the whole step's latent codes and keeps its share (rank-th slice)
+    world: int = 1  # draws the whole step's latent codes and keeps its rows (own_rows)
+
+    def own_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """This process's rows of something drawn for the whole step (process_rows)."""
+        return process_rows(rows, self.rank, self.world)
 
     def __init__(
         self, config: Config, info: DataInfo, device: torch.device, noise: torch.Generator

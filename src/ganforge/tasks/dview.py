@@ -8,6 +8,8 @@ Both remedies change D's inputs only, never the data G learns to imitate:
   D input, its std annealed linearly from stabilize.instance_noise to 0, so that the real and
   fake distributions overlap early in training and D's gradient stays informative.
 Randomness comes from the task's noise generator, which checkpoints save, so resume is exact.
+Under torchrun every process draws for the whole step and keeps its own rows (process_rows), so
+N processes augment and perturb each example as one process would.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ganforge.tasks import diffaugment
+from ganforge.tasks.base import process_rows
 
 View = Callable[[Tensor], Tensor]
 
@@ -44,22 +47,28 @@ class DView:
         """Whether D sees anything but the raw examples."""
         return bool(self.policy) or self.noise_std > 0
 
-    def draw(self, like: Tensor, step: int) -> View:
-        """A view for batches shaped like `like`: apply it to the real and the fake batch."""
+    def draw(self, like: Tensor, step: int, rank: int = 0, world: int = 1) -> View:
+        """A view for batches shaped like `like`: apply it to the real and the fake batch.
+
+        rank and world: this process of a torchrun run, whose batch is one of world shares.
+        """
         if not self.active:
             return lambda x: x
         params = None
         if self.policy:
             n, c, h, w = like.shape
-            params = diffaugment.draw(self.policy, n, h, w, c, self.generator)
+            drawn = diffaugment.draw(self.policy, n * world, h, w, c, self.generator)
+            params = {k: process_rows(v, rank, world) for k, v in drawn.items() if k != "shape"}
+            params["shape"] = torch.tensor([n, c, h, w])
         std = instance_noise_std(self.noise_std, step, self.anneal_steps)
 
         def view(x: Tensor) -> Tensor:
             if params is not None:
                 x = diffaugment.apply(x, params)
             if std > 0:
-                noise = torch.randn(x.shape, generator=self.generator, dtype=x.dtype)
-                x = x + std * noise.to(x.device)
+                shape = (x.shape[0] * world, *x.shape[1:])
+                noise = torch.randn(shape, generator=self.generator, dtype=x.dtype)
+                x = x + std * process_rows(noise, rank, world).to(x.device)
             return x
 
         return view

@@ -242,7 +242,7 @@ class TextTask(AdversarialTask):
     def pick_captions(self, text: torch.Tensor) -> torch.Tensor:
         """One of each image's captions (N, K, L) -> (N, L), uniformly among those it has."""
         counts = (text[:, :, 0] != PAD).sum(1).clamp(min=1).cpu()
-        u = torch.rand(text.shape[0], generator=self.noise)
+        u = self.own_rows(torch.rand(text.shape[0] * self.world, generator=self.noise))
         slot = (u * counts).long().clamp(max=counts - 1).to(text.device)
         return text[torch.arange(text.shape[0], device=text.device), slot]
 
@@ -285,7 +285,7 @@ class TextTask(AdversarialTask):
         if loss.interpolate_text > 0:
             mid = 0.5 * (cond[0] + cond[0].roll(1, 0))
             made = self.G(self.noise_batch(mid.shape[0]), mid)
-            made_v = self.view.draw(made, self.step)(made)
+            made_v = self.view.draw(made, self.step, self.rank, self.world)(made)
             scores = self.discriminate(made_v, (mid,))[0]
             terms["g_interp"] = loss.interpolate_text * self.loss.g_loss(scores)
         return terms

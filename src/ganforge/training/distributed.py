@@ -15,6 +15,15 @@ the weights stay identical. BatchNorm buffers are broadcast from rank 0 after ea
 DistributedDataParallel does by default; with train.sync_batchnorm the batch statistics
 themselves are computed over all processes (torch.nn.SyncBatchNorm, CUDA only).
 
+Randomness drawn per example inside a step (D's input and hidden noise, dropout, DiffAugment,
+data.augment, a gradient penalty's interpolation points) comes from each process's own streams:
+the global torch RNG and the augmentation generator, seeded per rank by process_seed (rank 0
+keeps train.seed, so a lone process is unchanged). Were they seeded alike, every process would
+draw the same noise for its different share of the batch. A torchrun run therefore equals a lone
+process exactly only when it draws no such randomness. Checkpoints keep every process's streams
+(one row per rank), so resuming in the same number of processes is exact; a process that has no
+row (resuming in more processes) starts fresh streams seeded from its rank and the step.
+
 Because the state of a step does not depend on N, a checkpoint written by N processes resumes
 in M (M dividing train.batch_size): the run continues with the same global batches. Rank 0
 alone writes files and prints; the others only train.
@@ -35,6 +44,15 @@ from torch import nn
 from ganforge.errors import GanforgeError
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+RANK_SEED_STRIDE = 1_000_003  # apart from each other, the per-process seeds of one run
+
+
+def process_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The seed of process `rank`'s own random streams, started at `step` (0: a new run).
+
+    Rank 0 of a new run keeps `seed`, so a lone process draws what it always drew.
+    """
+    return seed + RANK_SEED_STRIDE * rank + step
 
 
 @dataclass(frozen=True)
@@ -120,6 +138,20 @@ class Distributed:
         value = torch.tensor([float(flag)], device=device)
         dist.all_reduce(value)
         return bool(value.item() > 0)
+
+    def gather_rows(self, row: torch.Tensor) -> torch.Tensor:
+        """(world, *row.shape) on the CPU: every process's row (an RNG state), in rank order.
+
+        Every process must call it; alone it is row with a leading axis of 1.
+        """
+        if not self.active:
+            return row.unsqueeze(0)
+        device = torch.device("cpu")
+        if dist.get_backend() == "nccl":  # NCCL moves CUDA tensors only
+            device = torch.device("cuda", torch.cuda.current_device())
+        rows = [torch.empty_like(row, device=device) for _ in range(self.world)]
+        dist.all_gather(rows, row.to(device))
+        return torch.stack(rows).cpu()
 
     def barrier(self) -> None:
         if self.active:

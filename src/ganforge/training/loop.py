@@ -47,7 +47,7 @@ from ganforge.training import checkpoint
 from ganforge.training.batches import EpochBatches, LabelledBatches
 from ganforge.training.checkpoint import checkpoint_name, checkpoint_step
 from ganforge.training.compat import check_compatible, check_fields, warn_ignored
-from ganforge.training.distributed import Distributed
+from ganforge.training.distributed import Distributed, process_seed
 from ganforge.training.guards import check_finite, check_losses_now, check_weights
 from ganforge.training.logger import RunLogger, read_metrics, truncate_after
 from ganforge.training.rundir import RunDir
@@ -152,6 +152,8 @@ class Trainer:
             self.task.init_from_data(self.init_examples())
         self.notes.extend(prepare_distributed(self.task, self.dist, config))
         self.notes.extend(compile_nets(self.task, config))
+        if self.dist.rank:  # its own draws (noise, dropout, DiffAugment); rank 0 keeps t.seed's
+            torch.manual_seed(process_seed(t.seed, self.dist.rank))
         self.grown = [p for m in self.task.modules().values() for p in growing_parts(m)]
         shard = {"rank": self.dist.rank, "world": self.dist.world, "device": self.data_device}
         data_gen = torch.Generator().manual_seed(t.seed + DATA_SEED_OFFSET)
@@ -160,7 +162,8 @@ class Trainer:
         if self.domain_b is not None:
             b_gen = torch.Generator().manual_seed(t.seed + DOMAIN_B_SEED_OFFSET)
             self.batches_b = EpochBatches(len(self.domain_b), batch, b_gen, **shard)
-        self.augment = torch.Generator().manual_seed(t.seed + AUGMENT_SEED_OFFSET)
+        augment_seed = process_seed(t.seed + AUGMENT_SEED_OFFSET, self.dist.rank)
+        self.augment = torch.Generator().manual_seed(augment_seed)
         if "x_b" in stream and self.batches_b is None and "color" in config.data.augment:
             raise GanforgeError(
                 "data.augment 'color' would recolour input and target together as one image "
@@ -236,6 +239,7 @@ class Trainer:
         checkpoint is always a good one.
         """
         check_weights(self.task.modules(), self.step, self.last_checkpoint)
+        streams = self.process_streams()  # a collective: every process takes part
         if not self.dist.main:  # every process holds the same state: rank 0 writes it
             self.last_checkpoint = self.run.checkpoints / f"{checkpoint_name(self.step)}.json"
             return self.last_checkpoint
@@ -248,6 +252,7 @@ class Trainer:
         extra["rng.noise"] = self.noise.get_state()
         extra["rng.torch"] = torch.get_rng_state()
         extra["rng.augment"] = self.augment.get_state()
+        extra.update(streams)
         extra.update({f"task.{k}": v for k, v in self.task.state_tensors().items()})
         precision = self.task.precision.state_tensors()
         extra.update({f"precision.{k}": v for k, v in precision.items()})
@@ -300,9 +305,43 @@ class Trainer:
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.step = int(meta["step"])
+        self.restore_process_streams(tensors)
         self.best = meta.get("best")
         self.most_modes = meta.get("most_modes")
         self.last_checkpoint = json_path
+
+    def process_streams(self) -> dict[str, torch.Tensor]:
+        """Under torchrun, every process's own random streams, one row per rank (`ranks.*`
+        checkpoint tensors); empty alone. A collective: every process must call it."""
+        if not self.dist.active:
+            return {}
+        states = {"rng.torch": torch.get_rng_state(), "rng.augment": self.augment.get_state()}
+        if self.device.type == "cuda":
+            states["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        return {f"ranks.{k}": self.dist.gather_rows(v) for k, v in states.items()}
+
+    def restore_process_streams(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Give this process its own saved streams (restore set rank 0's everywhere); a
+        process the checkpoint has no row for starts fresh ones from its rank and the step."""
+        rank, rows = self.dist.rank, tensors.get("ranks.rng.torch")
+        saved = 1 if rows is None else len(rows)
+        if self.dist.world > saved:
+            self.notes.append(
+                f"resume: the checkpoint holds the random streams of {saved} process(es); "
+                f"processes {saved}-{self.dist.world - 1} start fresh ones"
+            )
+        if rank == 0:
+            return
+        if rank < saved:  # a row of its own (set_state reads from the storage's start)
+            torch.set_rng_state(tensors["ranks.rng.torch"][rank].clone())
+            self.augment.set_state(tensors["ranks.rng.augment"][rank].clone())
+            if "ranks.rng.cuda" in tensors and self.device.type == "cuda":
+                torch.cuda.set_rng_state(tensors["ranks.rng.cuda"][rank].clone(), self.device)
+            return
+        seed = self.config.train.seed
+        torch.manual_seed(process_seed(seed, rank, self.step))
+        augment_seed = process_seed(seed + AUGMENT_SEED_OFFSET, rank, self.step)
+        self.augment = torch.Generator().manual_seed(augment_seed)
 
     # -- outputs ---------------------------------------------------------------------------
     def save_samples(self) -> Path:
