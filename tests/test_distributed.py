@@ -238,7 +238,7 @@ def test_each_process_draws_its_own_noise_and_resumes_it_exactly(tmp_path):
     # resumed in more processes than wrote it: the new ones start fresh streams, with a note
     more = torchrun(tmp_path / "half", steps=6, procs=4, resume_run=True)
     assert more.returncode == 0, more.stderr[-3000:]
-    assert "processes 2-3 start fresh ones" in more.stdout
+    assert "process(es) 2-3 start fresh ones" in more.stdout
     states = rows(tmp_path / "half", "rng.torch")
     assert len({bytes(row.tolist()) for row in states}) == 4
 

@@ -152,7 +152,7 @@ class Trainer:
             self.task.init_from_data(self.init_examples())
         self.notes.extend(prepare_distributed(self.task, self.dist, config))
         self.notes.extend(compile_nets(self.task, config))
-        if self.dist.rank:  # its own draws (noise, dropout, DiffAugment); rank 0 keeps t.seed's
+        if self.dist.rank:  # own draws (GP points, D's noise, dropout); rank 0 keeps t.seed's
             torch.manual_seed(process_seed(t.seed, self.dist.rank))
         self.grown = [p for m in self.task.modules().values() for p in growing_parts(m)]
         shard = {"rank": self.dist.rank, "world": self.dist.world, "device": self.data_device}
@@ -326,9 +326,10 @@ class Trainer:
         rank, rows = self.dist.rank, tensors.get("ranks.rng.torch")
         saved = 1 if rows is None else len(rows)
         if self.dist.world > saved:
+            new = f"{saved}-{self.dist.world - 1}" if self.dist.world - saved > 1 else saved
             self.notes.append(
                 f"resume: the checkpoint holds the random streams of {saved} process(es); "
-                f"processes {saved}-{self.dist.world - 1} start fresh ones"
+                f"process(es) {new} start fresh ones"
             )
         if rank == 0:
             return
