@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ganforge import config as configlib
 from ganforge.errors import GanforgeError
 from ganforge.metrics import inception
 from ganforge.metrics.evaluate import load_extractor
@@ -68,6 +69,23 @@ def test_half_precision_is_off_by_default():
     for extractor in (load_inception(), load_extractor("inception", "cpu")):
         assert extractor.precision == "fp32"
         assert "autocast" not in extractor.description and "TF32" not in extractor.description
+
+
+@needs_weights
+@pytest.mark.parametrize("precision", ["fp16", "bf16", "tf32"])
+def test_a_features_spec_names_the_inception_precision(precision):
+    extractor = load_extractor(f"inception-{precision}", "cpu")
+    assert extractor.precision == precision  # what eval --features inception-fp16 runs
+    with_path = load_extractor(f"inception-{precision}:{packaged_weights()}", "cpu")
+    assert with_path.precision == precision and with_path.digest == extractor.digest
+
+
+@pytest.mark.parametrize("spec", ["inception-fp8", "classifier-fp16:x.safetensors", "inceptio"])
+def test_a_bad_features_spec_is_refused_with_the_choices(spec):
+    with pytest.raises(GanforgeError, match="inception-fp16"):
+        load_extractor(spec, "cpu")
+    with pytest.raises(GanforgeError, match="eval.features"):
+        configlib.load(None, [f"eval.features={spec}"])
 
 
 @needs_weights

@@ -152,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma list of fid,kid,is,pr,dc,modes,cacc,ifid,cas, or accuracy "
                     "(a semi-supervised run's D on the test split) (default fid,kid,pr)")
     ev.add_argument("--features", default="inception",
-                    help="inception, inception:PATH or classifier:PATH (default inception)")
+                    help="inception, inception:PATH or classifier:PATH (default inception); "
+                    "inception-fp16, -bf16 or -tf32 run Inception faster on a GPU (fp32 is "
+                    "the protocol)")
     ev.add_argument("--n", type=int, help="samples per side (default: the pinned protocol, "
                     "10,000 images as Lucic et al. 2018, 2,500 points for 2D mixtures)")
     ev.add_argument("--labels", choices=("uniform", "data"), default="uniform",

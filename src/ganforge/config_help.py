@@ -112,7 +112,7 @@ HELP: dict[str, str] = {
     "stabilize.image_pool": "cyclegan: past fakes kept per D, half of D's fakes from it (0: off)",
     "eval.every": "evaluate every N steps during training (0: off)",
     "eval.metrics": "fid, kid, is, pr, dc, modes, cacc, ifid, cas, accuracy, l1, psnr, ssim, cycle",
-    "eval.features": "inception, inception:PATH or classifier:PATH",
+    "eval.features": "inception[-fp16|-bf16|-tf32][:PATH] or classifier:PATH",
     "eval.n": "samples per side (null: the pinned protocol, 10,000 images / 2,500 points)",
     "eval.against": "reference SOURCE[:split] (null: the run's data, test split)",
     "eval.primary": "the number that picks best.* (null: the first metric's first number)",

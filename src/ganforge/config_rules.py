@@ -153,13 +153,14 @@ def check_eval(e: EvalConfig) -> None:
             f"Config key 'eval.metrics' has unknown metric(s) {', '.join(unknown) or '(none)'}; "
             f"valid choices: {', '.join(scores)}.{hint}"
         )
-    kind, _, path = e.features.partition(":")
-    if kind not in ("inception", "classifier") or (kind == "classifier" and not path):
+    evaluate = importlib.import_module("ganforge.metrics.evaluate")
+    try:
+        evaluate.feature_kind(e.features)
+    except GanforgeError:
         raise GanforgeError(
-            f"Config key 'eval.features' is {e.features!r}; valid choices: inception, "
-            "inception:PATH (a local Inception TorchScript), classifier:PATH (a file made by "
-            "`ganforge train-classifier`)."
-        )
+            f"Config key 'eval.features' is {e.features!r}; valid choices: "
+            f"{evaluate.FEATURES_HELP}."
+        ) from None
     reported = [name for m in e.metrics for name in scores[m]]
     if e.primary is not None and e.primary not in reported:
         raise GanforgeError(

@@ -64,7 +64,28 @@ SCORES = {
     "cas": ("cas", "cas_real"), "accuracy": ("accuracy", "errors"),
     "l1": ("l1",), "psnr": ("psnr",), "ssim": ("ssim",), "cycle": ("cycle_l1",),
 }
-FEATURE_KINDS = ("inception", "classifier")  # inception[:PATH] or classifier:PATH
+FEATURE_KINDS = ("inception", "classifier")  # inception[-PRECISION][:PATH] or classifier:PATH
+FEATURES_HELP = (
+    "inception, inception:PATH (a local Inception TorchScript), inception-fp16 / -bf16 / -tf32 "
+    "(faster on a GPU; fp32 is the protocol), or classifier:PATH (made by ganforge "
+    "train-classifier)"
+)
+
+
+def feature_kind(features: str) -> tuple[str, str | None, str]:
+    """'inception-fp16:PATH' -> ('inception', 'fp16', PATH); precision None when unnamed.
+
+    A clear error for unknown kinds and precisions, a classifier without a path or with a
+    precision.
+    """
+    from ganforge.metrics.inception import PRECISIONS
+
+    kind, _, path = features.partition(":")
+    kind, _, precision = kind.partition("-")
+    bad_precision = precision and (kind == "classifier" or precision not in PRECISIONS)
+    if kind not in FEATURE_KINDS or (kind == "classifier" and not path) or bad_precision:
+        raise GanforgeError(f"Unknown feature extractor '{features}'; use {FEATURES_HELP}.")
+    return kind, precision or None, path
 SPLITS = ("train", "test")
 
 
@@ -117,24 +138,21 @@ def parse_metrics(metrics: str | list[str]) -> list[str]:
 
 
 def load_extractor(features: str, device: str = "cpu") -> FeatureExtractor:
-    """'inception', 'inception:PATH' or 'classifier:PATH' -> a loaded FeatureExtractor."""
-    kind, _, path = features.partition(":")
+    """A features spec (feature_kind: 'inception', 'inception-fp16:PATH', 'classifier:PATH')
+    -> a loaded FeatureExtractor."""
+    if features.startswith("classifier") and ":" not in features:
+        raise GanforgeError(
+            "features: classifier needs a path, e.g. classifier:classifier.safetensors "
+            "(train one with `ganforge train-classifier --data SOURCE --out PATH`)."
+        )
+    kind, precision, path = feature_kind(features)
     if kind == "inception":
         from ganforge.metrics.inception import load_inception
 
-        return load_inception(path or None, device=device)
-    if kind == "classifier":
-        if not path:
-            raise GanforgeError(
-                "features: classifier needs a path, e.g. classifier:classifier.safetensors "
-                "(train one with `ganforge train-classifier --data SOURCE --out PATH`)."
-            )
-        from ganforge.metrics.classifier import load_classifier  # lazy: classifier features only
+        return load_inception(path or None, device=device, precision=precision or "fp32")
+    from ganforge.metrics.classifier import load_classifier  # lazy: classifier features only
 
-        return load_classifier(path)
-    raise GanforgeError(
-        f"Unknown feature extractor '{features}'; use inception, inception:PATH or classifier:PATH."
-    )
+    return load_classifier(path)
 
 
 # ---------------------------------------------------------------------------------------------
