@@ -10,6 +10,7 @@ DCGAN on Fashion-MNIST (28x28, or upsampled with --resolution 64), non-saturatin
   ganforge-bf16   the same with train.precision=bf16
   ganforge-bf16-compile   ... and train.compile=true
   ganforge-fp16   train.precision=fp16 (GradScalers)
+  ganforge-nhwc, ganforge-bf16-nhwc   fp32 / bf16 with train.channels_last=true
 Each variant runs in its own process (so peak memory is its own), repeats interleaved
 (A B C A B C ...) to share machine noise; the table reports the median images/s of each and
 its ratio to the textbook loop. Peak memory: max RSS of the process on CPU, and
@@ -45,9 +46,11 @@ GANFORGE_VARIANTS = {  # name: extra overrides
     "ganforge-bf16": ["train.precision=bf16"],
     "ganforge-bf16-compile": ["train.precision=bf16", "train.compile=true"],
     "ganforge-fp16": ["train.precision=fp16"],
+    "ganforge-nhwc": ["train.channels_last=true"],
+    "ganforge-bf16-nhwc": ["train.precision=bf16", "train.channels_last=true"],
 }
 VARIANTS = ("textbook", "tensor", *GANFORGE_VARIANTS)
-CPU_DEFAULT = ("textbook", "tensor", "ganforge")
+CPU_DEFAULT = ("textbook", "tensor", "ganforge", "ganforge-nhwc")
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "fashion_mnist_dcgan.yaml"
 
 

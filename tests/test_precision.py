@@ -155,3 +155,31 @@ def test_half_precision_on_a_device_without_autocast_here_is_refused():
     with pytest.raises(GanforgeError, match="train.precision=fp32"):
         Precision("bf16", torch.device("meta"))
     assert not Precision("fp32", torch.device("meta")).enabled
+
+
+def test_channels_last_really_runs_nhwc_and_trains_like_the_default(tmp_path, monkeypatch):
+    seen: list[bool] = []  # whether each conv input with several channels is NHWC
+    original = torch.nn.Conv2d.forward
+
+    def recording(self, x):
+        if x.shape[1] > 1:  # one channel: both layouts are the same strides
+            seen.append(x.is_contiguous(memory_format=torch.channels_last))
+        return original(self, x)
+
+    monkeypatch.setattr(torch.nn.Conv2d, "forward", recording)
+    sets = TINY_DCGAN + ["train.steps=3", "train.checkpoint_every=3"]
+    train(configlib.load(None, sets), tmp_path / "plain", progress=False)
+    assert seen and not any(seen)  # NCHW by default
+    seen.clear()
+    nhwc = train(configlib.load(None, [*sets, "train.channels_last=true"]), tmp_path / "nhwc",
+                 progress=False)
+    assert seen and all(seen)
+    plain, fast = newest_tensors(tmp_path / "plain"), newest_tensors(tmp_path / "nhwc")
+    for name in plain:  # the same run up to the rounding of another conv algorithm
+        if name.startswith(("G.", "D.")):
+            assert torch.allclose(plain[name], fast[name], atol=1e-4), name
+    assert nhwc.step == 3
+
+
+def test_channels_last_resumes_bitwise(tmp_path):
+    assert_resume_is_exact(tmp_path, TINY_DCGAN + ["train.channels_last=true"], n=3)

@@ -99,6 +99,8 @@ HELP: dict[str, str] = {
     "train.device": "auto, cpu, cuda, cuda:N or mps",
     "train.precision": "fp32, bf16 or fp16 (mixed precision by autocast; fp16 adds loss scaling)",
     "train.compile": "torch.compile G and D (first steps slower; eager fallback with a note)",
+    "train.channels_last": "conv weights and image batches in NHWC layout (faster convolutions "
+    "on tensor-core GPUs and oneDNN CPUs; same numbers up to rounding)",
     "train.sync_batchnorm": "under torchrun: BatchNorm statistics over all processes (CUDA only)",
     "stabilize.instance_noise": "std of Gaussian noise added to D's inputs (0: off)",
     "stabilize.instance_noise_steps": "anneal instance noise to 0 by this step (null: end)",

@@ -58,7 +58,7 @@ from ganforge.training.schedule import (
     schedule_notes,
     set_lr_factor,
 )
-from ganforge.training.speed import compile_nets, prepare_distributed
+from ganforge.training.speed import compile_nets, prepare_distributed, to_channels_last
 
 DATA_SEED_OFFSET, NOISE_SEED_OFFSET, FIXED_SEED_OFFSET, AUGMENT_SEED_OFFSET = 0, 1, 2, 3
 LABELS_SEED_OFFSET, LABELLED_ORDER_SEED_OFFSET = 4, 5  # the labelled subset and its order
@@ -151,6 +151,7 @@ class Trainer:
         if m.weight_norm != "none" and m.weight_norm_init == "data":  # before resume or step 1
             self.task.init_from_data(self.init_examples())
         self.notes.extend(prepare_distributed(self.task, self.dist, config))
+        self.notes.extend(to_channels_last(self.task, config))  # after the broadcast of weights
         self.notes.extend(compile_nets(self.task, config))
         if self.dist.rank:  # own draws (GP points, D's noise, dropout); rank 0 keeps t.seed's
             torch.manual_seed(process_seed(t.seed, self.dist.rank))
@@ -568,6 +569,10 @@ class Trainer:
             for name in ("x", "x_b", "x_labelled"):
                 if name in batch:
                     batch[name] = augment_images(batch[name], ops, self.augment)
+        if self.config.train.channels_last:
+            for name, value in batch.items():
+                if value.dim() == 4:  # image batches (the nets' conv weights are NHWC too)
+                    batch[name] = value.contiguous(memory_format=torch.channels_last)
         return batch
 
 

@@ -19,6 +19,19 @@ def double_backward(task: Task) -> bool:
     return task.hyper.gp_weight > 0 or loss.dragan_weight > 0 or loss.r1_gamma > 0
 
 
+def to_channels_last(task: Task, config: Config) -> list[str]:
+    """Put the conv weights of every net (EMA copies too) in channels-last (NHWC) layout, in
+    place; the loop gives image batches the same layout. Convolutions on channels-last data
+    skip layout conversions in cuDNN's tensor-core kernels and oneDNN on the CPU. Values are
+    unchanged (checkpoints are written contiguous), so a run may resume with it on or off.
+    """
+    if not config.train.channels_last:
+        return []
+    for module in task.modules().values():
+        module.to(memory_format=torch.channels_last)  # 4-D weights only; the rest untouched
+    return ["train.channels_last: conv weights and image batches in NHWC layout"]
+
+
 def compile_nets(task: Task, config: Config) -> list[str]:
     """torch.compile the nets a task trains (in place, so checkpoints keep their keys).
 
