@@ -77,6 +77,43 @@ def test_buffers_are_copied_not_averaged():
     assert int(ema.model[1].num_batches_tracked) == 3
 
 
+def test_own_statistics_are_the_averages_on_the_live_nets_latest_inputs():
+    """With own_statistics, BatchNorm statistics come from the average run on G's inputs."""
+    torch.manual_seed(0)
+    source = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Dropout(0.5))
+    ema = EMA(source, decay=0.5, own_statistics=True)
+    _perturb(source, 1)  # the average now differs from the live net
+    source(torch.randn(8, 3))  # an earlier training batch: not the one used
+    x = torch.randn(8, 3)
+    source(x)
+    source.eval()(torch.randn(8, 3))  # eval-mode calls (sampling) are not remembered
+    source.train()
+    expected = _perturbed_average(source, ema)  # what the average is after the update
+    before = ema.model[1].running_mean.clone()
+    state = torch.get_rng_state()
+    ema.update(source, 10**6)
+    assert torch.equal(torch.get_rng_state(), state)  # dropout stayed off: no draws
+    mean = expected(x).mean(0)  # batch mean of the averaged Linear's outputs on x
+    momentum = ema.model[1].momentum
+    assert torch.allclose(ema.model[1].running_mean, (1 - momentum) * before + momentum * mean)
+    assert not torch.allclose(ema.model[1].running_mean, source[1].running_mean)
+    assert not ema.model.training and not ema.model[1].training
+
+
+def _perturbed_average(source: nn.Sequential, ema: EMA):
+    """The averaged first Linear after ema.update(source, huge step), as a function."""
+    d = ema.decay
+    weight = d * ema.model[0].weight + (1 - d) * source[0].weight
+    bias = d * ema.model[0].bias + (1 - d) * source[0].bias
+    return lambda x: (x @ weight.T + bias).detach()
+
+
+def test_own_statistics_without_batchnorm_adds_nothing():
+    source = _linear(0)
+    ema = EMA(source, decay=0.9, own_statistics=True)
+    assert not ema.own_statistics and not source._forward_pre_hooks
+
+
 def test_spectral_norm_original_averaged_and_u_v_copied():
     """A spectral-norm G: the raw weight is averaged, the power-iteration vectors copied."""
     torch.manual_seed(0)

@@ -67,7 +67,7 @@ class AdversarialTask(Task):
             )
         anneal = s.instance_noise_steps or config.train.steps
         self.view = DView(s.diffaugment, s.instance_noise, anneal, noise)
-        self.ema = EMA(self.G, s.ema) if s.ema > 0 else None
+        self.ema = EMA(self.G, s.ema, own_statistics=True) if s.ema > 0 else None
         self.replay = ReplayBuffer(s.replay_size) if s.replay > 0 else None
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.last_d_accuracy: torch.Tensor | None = None
