@@ -72,7 +72,8 @@ class EMA:
 
     @torch.no_grad()
     def update(self, source: nn.Module, step: int) -> None:
-        """Average source's parameters into the copy with ema_decay(decay, step); copy buffers."""
+        """Average source's parameters into the copy with ema_decay(decay, step); copy the
+        buffers, except BatchNorm statistics of its own (refreshed on the latest inputs)."""
         d = ema_decay(self.decay, step)
         pairs = _matched(self.model.named_parameters(), source.named_parameters(), "parameter")
         mine, theirs = [p for p, _ in pairs], [q.detach() for _, q in pairs]
