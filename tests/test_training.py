@@ -308,6 +308,23 @@ def test_raising_steps_with_a_linear_schedule_warns(tmp_path, capsys):
     assert "re-planned" in out and "train.steps" in out
 
 
+def test_raising_steps_with_instance_noise_annealed_over_the_run_warns(tmp_path, capsys):
+    sets = TINY_MLP + ["train.steps=4", "stabilize.instance_noise=0.2"]
+    train(configlib.load(None, sets), tmp_path / "run", progress=False)
+    capsys.readouterr()
+    resume(tmp_path / "run", ["train.steps=8"], progress=False)
+    out = capsys.readouterr().out
+    # at step 4 of 4 the std had reached 0; over 8 steps it is back at half of 0.2
+    assert "std goes from 0 to 0.1 at step 5" in out
+    assert "stabilize.instance_noise_steps=4" in out and "re-planned" not in out
+    pinned = tmp_path / "pinned"
+    train(configlib.load(None, [*sets, "stabilize.instance_noise_steps=4"]), pinned,
+          progress=False)
+    capsys.readouterr()
+    resume(pinned, ["train.steps=8"], progress=False)
+    assert "instance_noise" not in capsys.readouterr().out  # a pinned schedule is kept
+
+
 @pytest.mark.parametrize(
     "decay, step, expected",
     [("none", 7, 1.0), ("linear", 1, 1.0), ("linear", 6, 0.5),

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from ganforge.config import Config
+from ganforge.tasks.dview import instance_noise_std
 
 
 def lr_factor(decay: str, step: int, total: int, decay_start: float) -> float:
@@ -70,15 +71,28 @@ def apply_optimizer_settings(
 
 
 def schedule_notes(saved: dict[str, Any], config: Config, step: int) -> list[str]:
-    """A warning when a resume re-plans a decaying learning-rate schedule."""
-    o, before = config.optim, saved["train"]["steps"]
-    if o.lr_decay == "none" or before == config.train.steps:
+    """Warnings when a resume re-plans a schedule that spans train.steps: a decaying learning
+    rate, or instance noise annealed over the run (stabilize.instance_noise_steps unset)."""
+    o, before, after = config.optim, saved["train"]["steps"], config.train.steps
+    if before == after:
         return []
-    old = lr_factor(o.lr_decay, step + 1, before, o.decay_start)
-    new = lr_factor(o.lr_decay, step + 1, config.train.steps, o.decay_start)
-    note = (
-        f"warning: train.steps changed from {before} to {config.train.steps} with "
-        f"optim.lr_decay={o.lr_decay}: the schedule is re-planned over the new length, so the "
-        f"learning rate factor goes from {old:.3g} to {new:.3g} at step {step + 1}."
-    )
-    return [note]
+    notes = []
+    if o.lr_decay != "none":
+        old = lr_factor(o.lr_decay, step + 1, before, o.decay_start)
+        new = lr_factor(o.lr_decay, step + 1, after, o.decay_start)
+        notes.append(
+            f"warning: train.steps changed from {before} to {after} with "
+            f"optim.lr_decay={o.lr_decay}: the schedule is re-planned over the new length, so "
+            f"the learning rate factor goes from {old:.3g} to {new:.3g} at step {step + 1}."
+        )
+    s = config.stabilize
+    if s.instance_noise > 0 and s.instance_noise_steps is None:
+        old = instance_noise_std(s.instance_noise, step, before)
+        new = instance_noise_std(s.instance_noise, step, after)
+        notes.append(
+            f"warning: train.steps changed from {before} to {after} and stabilize.instance_noise "
+            f"anneals over train.steps: its std goes from {old:.3g} to {new:.3g} at step "
+            f"{step + 1}. To keep the old schedule, resume with --set "
+            f"stabilize.instance_noise_steps={before}."
+        )
+    return notes
