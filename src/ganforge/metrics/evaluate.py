@@ -65,6 +65,7 @@ SCORES = {
     "l1": ("l1",), "psnr": ("psnr",), "ssim": ("ssim",), "cycle": ("cycle_l1",),
 }
 FEATURE_KINDS = ("inception", "classifier")  # inception[-PRECISION][:PATH] or classifier:PATH
+SPLITS = ("train", "test")
 FEATURES_HELP = (
     "inception, inception:PATH (a local Inception TorchScript), inception-fp16 / -bf16 / -tf32 "
     "(faster on a GPU; fp32 is the protocol), or classifier:PATH (made by ganforge "
@@ -82,11 +83,15 @@ def feature_kind(features: str) -> tuple[str, str | None, str]:
 
     kind, _, path = features.partition(":")
     kind, _, precision = kind.partition("-")
+    if kind == "classifier" and not path:
+        raise GanforgeError(
+            "features: classifier needs a path, e.g. classifier:classifier.safetensors "
+            "(train one with `ganforge train-classifier --data SOURCE --out PATH`)."
+        )
     bad_precision = precision and (kind == "classifier" or precision not in PRECISIONS)
-    if kind not in FEATURE_KINDS or (kind == "classifier" and not path) or bad_precision:
+    if kind not in FEATURE_KINDS or bad_precision:
         raise GanforgeError(f"Unknown feature extractor '{features}'; use {FEATURES_HELP}.")
     return kind, precision or None, path
-SPLITS = ("train", "test")
 
 
 @dataclass
@@ -140,11 +145,6 @@ def parse_metrics(metrics: str | list[str]) -> list[str]:
 def load_extractor(features: str, device: str = "cpu") -> FeatureExtractor:
     """A features spec (feature_kind: 'inception', 'inception-fp16:PATH', 'classifier:PATH')
     -> a loaded FeatureExtractor."""
-    if features.startswith("classifier") and ":" not in features:
-        raise GanforgeError(
-            "features: classifier needs a path, e.g. classifier:classifier.safetensors "
-            "(train one with `ganforge train-classifier --data SOURCE --out PATH`)."
-        )
     kind, precision, path = feature_kind(features)
     if kind == "inception":
         from ganforge.metrics.inception import load_inception

@@ -7,9 +7,10 @@ Both remedies change D's inputs only, never the data G learns to imitate:
 - Instance noise (Sønderby et al. 2016; Arjovsky & Bottou 2017): Gaussian noise added to every
   D input, its std annealed linearly from stabilize.instance_noise to 0, so that the real and
   fake distributions overlap early in training and D's gradient stays informative.
-Randomness comes from the task's noise generator, which checkpoints save, so resume is exact.
-Under torchrun every process draws for the whole step and keeps its own rows (process_rows), so
-N processes augment and perturb each example as one process would.
+DiffAugment's parameters come from the task's noise generator; under torchrun every process
+draws them for the whole step and keeps its own rows (process_rows), so N processes augment each
+example as one process would. Instance noise is drawn on x's device from the global RNG, each
+process's own stream. Checkpoints save both, so resume is exact.
 """
 
 from __future__ import annotations
@@ -65,10 +66,8 @@ class DView:
         def view(x: Tensor) -> Tensor:
             if params is not None:
                 x = diffaugment.apply(x, params)
-            if std > 0:
-                shape = (x.shape[0] * world, *x.shape[1:])
-                noise = torch.randn(shape, generator=self.generator, dtype=x.dtype)
-                x = x + std * process_rows(noise, rank, world).to(x.device)
+            if std > 0:  # per element: no pairing to keep, so no whole-step draw on the CPU
+                x = x + std * torch.randn_like(x)
             return x
 
         return view

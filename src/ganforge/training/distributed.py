@@ -15,12 +15,12 @@ the weights stay identical. BatchNorm buffers are broadcast from rank 0 after ea
 DistributedDataParallel does by default; with train.sync_batchnorm the batch statistics
 themselves are computed over all processes (torch.nn.SyncBatchNorm, CUDA only).
 
-Randomness drawn per example inside a step (D's input and hidden noise, dropout, DiffAugment,
-data.augment, a gradient penalty's interpolation points) comes from each process's own streams:
-the global torch RNG and the augmentation generator, seeded per rank by process_seed (rank 0
-keeps train.seed, so a lone process is unchanged). Were they seeded alike, every process would
-draw the same noise for its different share of the batch. A torchrun run therefore equals a lone
-process exactly only when it draws no such randomness. Checkpoints keep every process's streams
+Randomness drawn per example inside a step (instance noise, D's input and hidden noise,
+dropout, data.augment, a gradient penalty's interpolation points) comes from each process's
+own streams: the global torch RNG and the augmentation generator, seeded per rank by
+process_seed (rank 0 keeps train.seed, so a lone process is unchanged). Were they seeded alike,
+every process would draw the same noise for its different share of the batch. A torchrun run
+therefore equals a lone process exactly only when it draws no such randomness. Checkpoints keep every process's streams
 (one row per rank), so resuming in the same number of processes is exact; a process that has no
 row (resuming in more processes) starts fresh streams seeded from its rank and the step.
 

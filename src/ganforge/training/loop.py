@@ -153,8 +153,7 @@ class Trainer:
         self.notes.extend(prepare_distributed(self.task, self.dist, config))
         self.notes.extend(to_channels_last(self.task, config))  # after the broadcast of weights
         self.notes.extend(compile_nets(self.task, config))
-        if self.dist.rank:  # own draws (GP points, D's noise, dropout); rank 0 keeps t.seed's
-            torch.manual_seed(process_seed(t.seed, self.dist.rank))
+        self.seed_process_streams(step=0)  # sets self.augment
         self.grown = [p for m in self.task.modules().values() for p in growing_parts(m)]
         shard = {"rank": self.dist.rank, "world": self.dist.world, "device": self.data_device}
         data_gen = torch.Generator().manual_seed(t.seed + DATA_SEED_OFFSET)
@@ -163,8 +162,6 @@ class Trainer:
         if self.domain_b is not None:
             b_gen = torch.Generator().manual_seed(t.seed + DOMAIN_B_SEED_OFFSET)
             self.batches_b = EpochBatches(len(self.domain_b), batch, b_gen, **shard)
-        augment_seed = process_seed(t.seed + AUGMENT_SEED_OFFSET, self.dist.rank)
-        self.augment = torch.Generator().manual_seed(augment_seed)
         if "x_b" in stream and self.batches_b is None and "color" in config.data.augment:
             raise GanforgeError(
                 "data.augment 'color' would recolour input and target together as one image "
@@ -334,15 +331,22 @@ class Trainer:
             )
         if rank == 0:
             return
-        if rank < saved:  # a row of its own (set_state reads from the storage's start)
-            torch.set_rng_state(tensors["ranks.rng.torch"][rank].clone())
-            self.augment.set_state(tensors["ranks.rng.augment"][rank].clone())
-            if "ranks.rng.cuda" in tensors and self.device.type == "cuda":
-                torch.cuda.set_rng_state(tensors["ranks.rng.cuda"][rank].clone(), self.device)
+        if rank >= saved:
+            self.seed_process_streams(self.step)
             return
-        seed = self.config.train.seed
-        torch.manual_seed(process_seed(seed, rank, self.step))
-        augment_seed = process_seed(seed + AUGMENT_SEED_OFFSET, rank, self.step)
+        torch.set_rng_state(rows[rank].clone())  # set_state reads from the storage's start
+        self.augment.set_state(tensors["ranks.rng.augment"][rank].clone())
+        if "ranks.rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["ranks.rng.cuda"][rank].clone(), self.device)
+
+    def seed_process_streams(self, step: int) -> None:
+        """Seed this process's own streams for a run starting at `step`: the augmentation
+        generator, and (other than rank 0, whose global RNG keeps train.seed's stream past the
+        nets' init) the global RNG that GP points, D's noise and dropout draw from."""
+        seed, rank = self.config.train.seed, self.dist.rank
+        if rank:
+            torch.manual_seed(process_seed(seed, rank, step))
+        augment_seed = process_seed(seed + AUGMENT_SEED_OFFSET, rank, step)
         self.augment = torch.Generator().manual_seed(augment_seed)
 
     # -- outputs ---------------------------------------------------------------------------
