@@ -282,6 +282,36 @@ def test_train_classifier_on_a_folder_holds_out_ten_percent(tmp_path):
     assert result["test_accuracy"] == loaded.meta["test_accuracy"]
 
 
+def test_input_size_sets_what_the_classifier_reads_and_the_protocol_names_any_resize(tmp_path):
+    """--input-size 32: trained and evaluated on 32x32 images with no resize in between; the
+    default 28 resizes them, and the evaluation protocol says so instead of "none"."""
+    from ganforge.metrics.evaluate import evaluate
+
+    write_class_folder(tmp_path / "images")
+    source = f"folder:{tmp_path / 'images'}"
+    out = tmp_path / "c32.safetensors"
+    result = train_clf.train_classifier(source, out, epochs=3, input_size=32, progress=False)
+    loaded = clf.load_classifier(out)
+    assert result["input_size"] == 32 and loaded.input_size == 32
+    assert loaded.net.arch.input_size == 32 and "3x32x32" in loaded.description
+    x = torch.from_numpy(np.stack([
+        np.asarray(Image.open(tmp_path / "images" / name / "000.png")).transpose(2, 0, 1)
+        for name in ("blue", "green", "red")
+    ]))
+    labels = torch.arange(3)
+    resizes = {}
+    for size, path in ((32, out), (28, tmp_path / "c28.safetensors")):
+        if size == 28:
+            train_clf.train_classifier(source, path, epochs=1, progress=False)
+        r = evaluate((x, labels), against=source, metrics=["cacc"],
+                     features=f"classifier:{path}", n=3, progress=False,
+                     cache_dir=tmp_path / "cache")
+        resizes[size] = r["protocol"]["resize"]
+    assert resizes == {32: "none", 28: "32x32 -> 28x28 antialiased bilinear"}
+    with pytest.raises(GanforgeError, match="too small"):
+        train_clf.train_classifier(source, tmp_path / "c4.safetensors", input_size=4)
+
+
 def test_unlabelled_sources_are_rejected(tmp_path):
     with pytest.raises(GanforgeError, match="labelled images"):
         train_clf.train_classifier("ring8", tmp_path / "x.safetensors", epochs=1, progress=False)

@@ -182,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     clf.add_argument("--out", required=True, help="where to write the .safetensors file")
     clf.add_argument("--data-dir", help="folder holding the dataset files")
     clf.add_argument("--epochs", type=int, help="training epochs (default: the library's)")
+    clf.add_argument(
+        "--input-size", type=int, metavar="N",
+        help="side of the images it reads, every image resized to N x N (default 28); use the "
+        "resolution of the runs it will judge, e.g. 32 for fashion-edges at data.resolution 32",
+    )
     clf.add_argument("--seed", type=int, default=0)
     _device_option(clf)
 
@@ -460,6 +465,8 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
               "device": pick_device(args.device, "--device")}
     if args.epochs is not None:
         kwargs["epochs"] = args.epochs
+    if args.input_size is not None:
+        kwargs["input_size"] = args.input_size
     result = train_classifier(args.data, args.out, **kwargs)
     print(json.dumps(result, indent=2))
     return 0

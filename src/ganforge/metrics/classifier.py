@@ -111,6 +111,13 @@ class ClassifierExtractor:
         return list(self.meta["class_names"])
 
     @property
+    def input_size(self) -> int:
+        """Side of the square images the net reads; others are resized (the protocol says so)."""
+        return self.net.arch.input_size
+
+    resize_note = "antialiased bilinear"
+
+    @property
     def feature_dim(self) -> int:
         """Length of one feature vector (the penultimate layer's width)."""
         return self.net.arch.hidden

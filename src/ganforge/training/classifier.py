@@ -39,6 +39,7 @@ from ganforge.metrics.classifier import (
 from ganforge.metrics.classifier_net import ClassifierArch, ClassifierNet
 
 INPUT_SIZE = 28
+MIN_INPUT_SIZE = 8  # three 2x2 max-pools leave 1x1
 DEFAULT_EPOCHS = 8
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 1e-4
@@ -142,6 +143,7 @@ def train_on_tensors(
     seed: int = 0,
     progress: bool = True,
     arch: ClassifierArch | None = None,
+    input_size: int = INPUT_SIZE,
     device: torch.device | str = "cpu",
 ) -> ClassifierExtractor:
     """Train a classifier on uint8 images with int labels; the same seed gives the same weights.
@@ -156,7 +158,7 @@ def train_on_tensors(
             "least two training images."
         )
     arch = arch or ClassifierArch(
-        in_channels=x_train.shape[1], num_classes=num_classes, input_size=INPUT_SIZE
+        in_channels=x_train.shape[1], num_classes=num_classes, input_size=input_size
     )
     start = time.perf_counter()
     x = to_input(x_train, arch.in_channels, arch.input_size)
@@ -255,15 +257,17 @@ def holdout_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Te
     return torch.cat(train).sort().values, torch.cat(test).sort().values
 
 
-def labelled_image_data(source: str, split: str, data_dir: str | None, limit: int | None) -> Any:
-    """A split of a source as a Dataset, checked to be labelled images."""
+def labelled_image_data(
+    source: str, split: str, data_dir: str | None, limit: int | None, size: int = INPUT_SIZE
+) -> Any:
+    """A split of a source as a Dataset, checked to be labelled images (folders at `size`)."""
     data = build_dataset(
         DataConfig(
             source=source,
             split=split,
             dir=data_dir,
             limit=limit,
-            resolution=None if source in SPLIT_SOURCES else INPUT_SIZE,
+            resolution=None if source in SPLIT_SOURCES else size,
         )
     )
     require_labelled_images(data, source)
@@ -280,15 +284,17 @@ def require_labelled_images(data: Any, source: str) -> None:
         )
 
 
-def load_splits(source: str, data_dir: str | None, limit: int | None, seed: int) -> tuple:
+def load_splits(
+    source: str, data_dir: str | None, limit: int | None, seed: int, size: int = INPUT_SIZE
+) -> tuple:
     """(x_train, y_train, x_test, y_test, num_classes, class_names) of a labelled source.
 
     fashion-mnist and mnist use their test split; other sources hold out 10% of each class.
     `limit` keeps the first N images of each split (of the whole source before a hold-out).
     """
-    train = labelled_image_data(source, "train", data_dir, limit)
+    train = labelled_image_data(source, "train", data_dir, limit, size)
     if source in SPLIT_SOURCES:
-        test = labelled_image_data(source, "test", data_dir, limit)
+        test = labelled_image_data(source, "test", data_dir, limit, size)
         x_test, y_test = test.x, test.labels
         x_train, y_train = train.x, train.labels
     else:
@@ -297,6 +303,16 @@ def load_splits(source: str, data_dir: str | None, limit: int | None, seed: int)
         x_test, y_test = train.x[test_idx], train.labels[test_idx]
     names = train.class_names or [str(k) for k in range(train.num_classes)]
     return x_train, y_train, x_test, y_test, train.num_classes, names
+
+
+def check_input_size(size: int) -> None:
+    """Raise a GanforgeError unless the conv blocks leave at least 1x1 of a size x size input."""
+    if size < MIN_INPUT_SIZE:
+        raise GanforgeError(
+            f"A classifier input size of {size} is too small: its three 2x2 poolings need at "
+            f"least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}. Use 28 (the default) or the run's "
+            "data.resolution."
+        )
 
 
 def train_classifier(
@@ -309,15 +325,21 @@ def train_classifier(
     seed: int = 0,
     limit: int | None = None,
     progress: bool = True,
+    input_size: int = INPUT_SIZE,
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     """Train the classifier on a labelled source and save it to `out` (atomic safetensors).
 
+    input_size is the side it reads: every image, in training and in evaluation, is resized to
+    it. Match it to the runs it will judge (e.g. 32 for fashion-edges at data.resolution 32):
+    a classifier that reads other sizes through a resize scores worse on real images too.
+
     Returns {"test_accuracy", "test_examples", "train_examples", "epochs", "train_seconds",
     "path", "sha256"}.
     """
+    check_input_size(input_size)
     x_train, y_train, x_test, y_test, num_classes, names = load_splits(
-        source, data_dir, limit, seed
+        source, data_dir, limit, seed, input_size
     )
     extractor = train_on_tensors(
         x_train,
@@ -331,6 +353,7 @@ def train_classifier(
         batch_size=batch_size,
         seed=seed,
         progress=progress,
+        input_size=input_size,
         device=device,
     )
     digest = save_classifier(extractor, out)
@@ -339,6 +362,7 @@ def train_classifier(
         "test_examples": len(x_test),
         "train_examples": len(x_train),
         "epochs": epochs,
+        "input_size": input_size,
         "train_seconds": round(extractor.train_seconds, 1),
         "path": str(Path(out)),
         "sha256": digest,
