@@ -1,4 +1,4 @@
-"""Mode collapse on the 2D mixtures: the vanilla GAN against each remedy, PacGAN Table 1 protocol.
+"""Mode collapse on the 2D mixtures and Stacked MNIST: the vanilla GAN against each remedy.
 
 For each mixture (ring8: 8 Gaussians on the unit circle, sigma 0.01; grid25: 25 Gaussians at
 {-4,-2,0,2,4}^2, sigma 0.05) and each variant, trains the vanilla config
@@ -10,6 +10,16 @@ The PacGAN paper's rows (Lin et al. 2018, Table 1) are printed beside them. Runs
 parallel, one thread each (--jobs); every result is also written as JSON.
 
     python benchmarks/mode_collapse.py --mixtures ring8,grid25 --seeds 10 --jobs 2
+
+`stacked-mnist` (1,000 modes: three MNIST digits as R, G, B) trains
+configs/fashion_mnist_dcgan.yaml on it (60,000 stacks, so every mode is in the data) with the
+variant's overrides, and counts the modes of 26,000 samples with a digit classifier, one channel
+at a time (the PacGAN/VEEGAN protocol; "vanilla" is DCGAN, "pacgan2" PacDCGAN2). --mnist-dir is
+a folder with MNIST's IDX files (offline: benchmarks/mnist_5k_to_idx.py); the classifier is
+trained there first when --mnist-classifier does not exist. High quality is not defined there.
+
+    python benchmarks/mode_collapse.py --mixtures stacked-mnist --variants vanilla,pacgan2 \
+        --mnist-dir DATA --seeds 1 --steps 3000 --jobs 2
 """
 
 from __future__ import annotations
@@ -35,43 +45,55 @@ VARIANTS: dict[str, list[str]] = {
     "replay": ["stabilize.replay=0.5"],
     "r1": ["loss.r1_gamma=0.1"],
     "spectral-norm": ["model.spectral_norm=d"],
-    "shipped": [],  # configs/{ring8,grid25}.yaml as shipped (PacGAN2 today)
+    "shipped": [],  # configs/{ring8,grid25}.yaml as shipped (ring8: batch 2048; grid25: PacGAN2)
 }
-# Lin et al. 2018 (PacGAN), Table 1: modes, % high quality, reverse KL
+# Lin et al. 2018 (PacGAN), Tables 1 and 3: modes, % high quality, reverse KL
 PAPER = {
     "ring8": {"GAN": (6.3, 98.2, 0.45), "PacGAN4": (7.8, 95.9, 0.07)},
     "grid25": {"GAN": (17.3, 94.8, 0.70), "PacGAN4": (24.8, 93.6, 0.04)},
+    "stacked-mnist": {"DCGAN": (99.0, "-", 3.40), "PacDCGAN2": (1000.0, "-", 0.06)},
 }
+STACKED = "stacked-mnist"
+STACKED_DATA = ["data.source=stacked-mnist", "data.limit=60000"]  # every mode in the data
 
 
-def run_one(job: tuple[str, str, int, list[str], str, int | None]) -> dict:
+def run_one(job: dict) -> dict:
     """Train one (mixture, variant, seed) and score its final G; runs in a worker process."""
-    mixture, variant, seed, overrides, root, steps = job
-    name = mixture if variant == "shipped" else f"{mixture}_vanilla"
+    mixture, variant, seed = job["mixture"], job["variant"], job["seed"]
+    stacked = mixture == STACKED
+    if stacked:
+        name = "fashion_mnist_dcgan"
+    else:
+        name = mixture if variant == "shipped" else f"{mixture}_vanilla"
     import torch
 
     torch.set_num_threads(1)
     from ganforge import config as configlib
     from ganforge.training.evaluation import evaluate_sampler
     from ganforge.training.generator import load_run
-    from ganforge.training.loop import train
+    from ganforge.training.loop import default_against, train
 
-    sets = [f"train.seed={seed}", "log.progress=false", *overrides]
-    if steps:
-        sets.append(f"train.steps={steps}")
+    sets = [f"train.seed={seed}", "log.progress=false", *job["overrides"]]
+    if stacked:
+        sets += [*STACKED_DATA, f"data.dir={job['mnist_dir']}"]
+    if job["steps"]:
+        sets.append(f"train.steps={job['steps']}")
     config = configlib.load(f"configs/{name}.yaml", sets)
-    out = Path(root) / mixture / variant / f"seed{seed}"
+    out = Path(job["root"]) / mixture / variant / f"seed{seed}"
     start = time.perf_counter()
     train(config, out, overwrite=True, progress=False)
     seconds = time.perf_counter() - start
     loaded = load_run(out)
+    scoring = ({"features": f"classifier:{job['classifier']}",
+                "against": default_against(loaded.config.data)} if stacked
+               else {"against": mixture, "n": 2500})
     result = evaluate_sampler(
-        loaded.sampler, loaded.config.data, against=mixture, metrics=["modes"], n=2500,
-        seed=seed, progress=False,
+        loaded.sampler, loaded.config.data, metrics=["modes"], seed=seed, progress=False,
+        **scoring,
     )
     return {"mixture": mixture, "variant": variant, "seed": seed, "seconds": seconds,
             "modes": result["modes_covered"], "total": result["modes_total"],
-            "hq": result["hq_percent"], "kl": result["modes_kl"]}
+            "hq": result.get("hq_percent", math.nan), "kl": result["modes_kl"]}
 
 
 def summary(rows: list[dict]) -> tuple[str, str, str, str]:
@@ -80,7 +102,7 @@ def summary(rows: list[dict]) -> tuple[str, str, str, str]:
     def fmt(key: str, digits: int) -> str:
         values = [r[key] for r in rows if not math.isnan(r[key])]
         if not values:
-            return "nan"
+            return "-"  # e.g. high quality on Stacked MNIST, where it is not defined
         std = statistics.pstdev(values) if len(values) > 1 else 0.0
         return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
 
@@ -90,7 +112,8 @@ def summary(rows: list[dict]) -> tuple[str, str, str, str]:
 
 def table(results: list[dict], mixture: str) -> str:
     """One markdown table: our variants, then the paper's rows."""
-    lines = [f"### {mixture} (2,500 samples per run; mean ± std over seeds)",
+    n = "26,000" if mixture == STACKED else "2,500"
+    lines = [f"### {mixture} ({n} samples per run; mean ± std over seeds)",
              "| variant | seeds | modes | % high quality | reverse KL | all modes | s/run |",
              "|---|---|---|---|---|---|---|"]
     for variant in VARIANTS:
@@ -104,6 +127,16 @@ def table(results: list[dict], mixture: str) -> str:
     return "\n".join(lines)
 
 
+def prepare_stacked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Stacked MNIST needs MNIST's files and a digit classifier: check one, train the other."""
+    if not args.mnist_dir:
+        parser.error("stacked-mnist needs --mnist-dir (benchmarks/mnist_5k_to_idx.py DIR/mnist)")
+    if not Path(args.mnist_classifier).is_file():
+        from ganforge.training.classifier import train_classifier
+
+        train_classifier("mnist", args.mnist_classifier, data_dir=args.mnist_dir, progress=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mixtures", default="ring8,grid25")
@@ -115,6 +148,9 @@ def main() -> None:
     parser.add_argument("--root", default="runs/bench-mode-collapse")
     parser.add_argument("--json", default="mode_collapse.json")
     parser.add_argument("--table", help="only print the tables of an earlier --json file")
+    parser.add_argument("--mnist-dir", help="stacked-mnist: folder with MNIST's IDX files")
+    parser.add_argument("--mnist-classifier", default="mnist-classifier.safetensors",
+                        help="stacked-mnist: digit classifier (trained on --mnist-dir if absent)")
     args = parser.parse_args()
     mixtures, variants = args.mixtures.split(","), args.variants.split(",")
     if args.table:
@@ -124,7 +160,11 @@ def main() -> None:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choices: {', '.join(VARIANTS)}")
-    jobs = [(m, v, s, VARIANTS[v] + args.set, args.root, args.steps)
+    if STACKED in mixtures:
+        prepare_stacked(parser, args)
+    jobs = [{"mixture": m, "variant": v, "seed": s, "overrides": VARIANTS[v] + args.set,
+             "root": args.root, "steps": args.steps, "mnist_dir": args.mnist_dir,
+             "classifier": args.mnist_classifier}
             for m in mixtures for v in variants for s in range(args.seeds)]
     results = []
     with ProcessPoolExecutor(args.jobs) as pool:
