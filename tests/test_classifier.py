@@ -312,6 +312,18 @@ def test_input_size_sets_what_the_classifier_reads_and_the_protocol_names_any_re
         train_clf.train_classifier(source, tmp_path / "c4.safetensors", input_size=4)
 
 
+def test_cli_input_size_reaches_the_classifier_file(tmp_path, capsys):
+    from ganforge.cli import main
+
+    write_class_folder(tmp_path / "images", per_class=4)
+    out = tmp_path / "c16.safetensors"
+    main(["train-classifier", "--data", f"folder:{tmp_path / 'images'}", "--out", str(out),
+          "--epochs", "1", "--input-size", "16"])
+    printed = capsys.readouterr().out  # epoch lines, then the result as JSON
+    assert json.loads(printed[printed.index("{"):])["input_size"] == 16
+    assert clf.load_classifier(out).input_size == 16
+
+
 def test_unlabelled_sources_are_rejected(tmp_path):
     with pytest.raises(GanforgeError, match="labelled images"):
         train_clf.train_classifier("ring8", tmp_path / "x.safetensors", epochs=1, progress=False)

@@ -334,8 +334,8 @@ def train_classifier(
     it. Match it to the runs it will judge (e.g. 32 for fashion-edges at data.resolution 32):
     a classifier that reads other sizes through a resize scores worse on real images too.
 
-    Returns {"test_accuracy", "test_examples", "train_examples", "epochs", "train_seconds",
-    "path", "sha256"}.
+    Returns {"test_accuracy", "test_examples", "train_examples", "epochs", "input_size",
+    "train_seconds", "path", "sha256"}.
     """
     check_input_size(input_size)
     x_train, y_train, x_test, y_test, num_classes, names = load_splits(
