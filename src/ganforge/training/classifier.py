@@ -39,7 +39,6 @@ from ganforge.metrics.classifier import (
 from ganforge.metrics.classifier_net import ClassifierArch, ClassifierNet
 
 INPUT_SIZE = 28
-MIN_INPUT_SIZE = 8  # three 2x2 max-pools leave 1x1
 DEFAULT_EPOCHS = 8
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 1e-4
@@ -160,6 +159,11 @@ def train_on_tensors(
     arch = arch or ClassifierArch(
         in_channels=x_train.shape[1], num_classes=num_classes, input_size=input_size
     )
+    if arch.final_size < 1:
+        raise GanforgeError(
+            f"A classifier input size of {arch.input_size} is too small for its "
+            f"{len(arch.widths)} 2x2 poolings; use 28 (the default) or the run's data.resolution."
+        )
     start = time.perf_counter()
     x = to_input(x_train, arch.in_channels, arch.input_size)
     mean, std = channel_stats(x)
@@ -305,16 +309,6 @@ def load_splits(
     return x_train, y_train, x_test, y_test, train.num_classes, names
 
 
-def check_input_size(size: int) -> None:
-    """Raise a GanforgeError unless the conv blocks leave at least 1x1 of a size x size input."""
-    if size < MIN_INPUT_SIZE:
-        raise GanforgeError(
-            f"A classifier input size of {size} is too small: its three 2x2 poolings need at "
-            f"least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}. Use 28 (the default) or the run's "
-            "data.resolution."
-        )
-
-
 def train_classifier(
     source: str,
     out: str | Path,
@@ -337,7 +331,6 @@ def train_classifier(
     Returns {"test_accuracy", "test_examples", "train_examples", "epochs", "input_size",
     "train_seconds", "path", "sha256"}.
     """
-    check_input_size(input_size)
     x_train, y_train, x_test, y_test, num_classes, names = load_splits(
         source, data_dir, limit, seed, input_size
     )

@@ -20,9 +20,10 @@ dropout, data.augment, a gradient penalty's interpolation points) comes from eac
 own streams: the global torch RNG and the augmentation generator, seeded per rank by
 process_seed (rank 0 keeps train.seed, so a lone process is unchanged). Were they seeded alike,
 every process would draw the same noise for its different share of the batch. A torchrun run
-therefore equals a lone process exactly only when it draws no such randomness. Checkpoints keep every process's streams
-(one row per rank), so resuming in the same number of processes is exact; a process that has no
-row (resuming in more processes) starts fresh streams seeded from its rank and the step.
+therefore equals a lone process exactly only when it draws no such randomness. Checkpoints
+keep every process's streams (one row per rank), so resuming in the same number of processes
+is exact; a process that has no row (resuming in more processes) starts fresh streams seeded
+from its rank and the step.
 
 Because the state of a step does not depend on N, a checkpoint written by N processes resumes
 in M (M dividing train.batch_size): the run continues with the same global batches. Rank 0
