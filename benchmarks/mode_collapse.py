@@ -142,6 +142,7 @@ def main() -> None:
     parser.add_argument("--mixtures", default="ring8,grid25")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
     parser.add_argument("--steps", type=int, default=None, help="override train.steps")
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2)))
     parser.add_argument("--set", action="append", default=[], help="extra override, all runs")
@@ -165,7 +166,8 @@ def main() -> None:
     jobs = [{"mixture": m, "variant": v, "seed": s, "overrides": VARIANTS[v] + args.set,
              "root": args.root, "steps": args.steps, "mnist_dir": args.mnist_dir,
              "classifier": args.mnist_classifier}
-            for m in mixtures for v in variants for s in range(args.seeds)]
+            for m in mixtures for v in variants
+            for s in range(args.first_seed, args.first_seed + args.seeds)]
     results = []
     with ProcessPoolExecutor(args.jobs) as pool:
         for row in pool.map(run_one, jobs):

@@ -16,7 +16,7 @@ from ganforge.tasks.precision import Precision
 from ganforge.training.logger import read_metrics
 from ganforge.training.loop import Trainer, train
 from ganforge.training.rundir import RunDir
-from ganforge.training.speed import compile_nets
+from ganforge.training.speed import compile_nets, eager_outside_steps, uses_cuda_graphs
 from test_training import TINY_DCGAN, TINY_MLP, assert_resume_is_exact, newest_tensors
 
 
@@ -183,3 +183,103 @@ def test_channels_last_really_runs_nhwc_and_trains_like_the_default(tmp_path, mo
 
 def test_channels_last_resumes_bitwise(tmp_path):
     assert_resume_is_exact(tmp_path, TINY_DCGAN + ["train.channels_last=true"], n=3)
+
+
+def test_reduce_overhead_off_cuda_compiles_in_the_default_mode_with_a_note():
+    config, task = build_task(
+        TINY_MLP + ["train.compile=true", "train.compile_mode=reduce-overhead"]
+    )
+    notes = compile_nets(task, config)
+    assert compiled(task.G) and compiled(task.D)
+    assert "as CUDA graphs" not in notes[0]
+    assert any("CUDA graphs need a CUDA device" in note for note in notes)
+    assert not uses_cuda_graphs(task, config)
+
+
+def test_compiled_nets_run_eager_outside_steps_when_they_replay_as_graphs():
+    """Sample grids and evaluation must not call the graphed nets (their outputs would be
+    overwritten by the next replay): inside eager_outside_steps(True) dynamo compiles nothing.
+    """
+    import torch._dynamo as dynamo
+
+    config, task = build_task(TINY_MLP + ["train.compile=true"])
+    compile_nets(task, config)
+    z = torch.randn(4, task.G.z_dim)
+    dynamo.reset()
+    with eager_outside_steps(True):
+        eager = task.G(z)
+    assert dynamo.utils.counters["stats"]["unique_graphs"] == 0
+    task.G(z)  # outside the context it compiles
+    assert dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+    with eager_outside_steps(False):  # no graphs: the compiled net stays compiled
+        assert torch.allclose(task.G(z), eager, atol=1e-5)
+
+
+def test_the_loop_marks_each_step_for_cuda_graphs_and_samples_eager(tmp_path, monkeypatch):
+    """With CUDA graphs on (forced here on the CPU), every train step starts a new graph
+    generation and the sample grid is drawn with the compiled nets set eager."""
+    from ganforge.training import loop
+
+    marks, stances = [], []
+    monkeypatch.setattr(loop, "uses_cuda_graphs", lambda task, config: True)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    original = torch.compiler.set_stance
+
+    def recording(stance, **kwargs):
+        stances.append(stance)
+        return original(stance, **kwargs)
+
+    monkeypatch.setattr(torch.compiler, "set_stance", recording)
+    config = configlib.load(None, TINY_MLP + ["train.steps=6", "train.compile=true"])
+    train(config, tmp_path / "run", progress=False)
+    assert len(marks) == 6
+    assert stances.count("force_eager") == 2  # the grids at steps 5 and 6
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+@pytest.mark.parametrize("extra", [[], ["optim.n_critic=2", "stabilize.replay=0.5"]])
+def test_cuda_graphs_train_sample_evaluate_and_resume_on_cuda(tmp_path, extra):
+    from ganforge.training.classifier import train_classifier
+
+    features = tmp_path / "fm.safetensors"
+    train_classifier("fashion-mnist", features, epochs=1, limit=256, progress=False)
+    sets = TINY_DCGAN + extra + [
+        "train.device=cuda", "train.precision=bf16", "train.compile=true",
+        "train.compile_mode=reduce-overhead", "train.sample_every=3",
+        "eval.every=4", "eval.metrics=[fid]", f"eval.features=classifier:{features}",
+        "eval.n=64",
+    ]
+    config = configlib.load(None, sets + ["train.steps=8"])
+    train(config, tmp_path / "run", progress=False)
+    rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    losses = [r["d_loss"] for r in rows if "d_loss" in r]
+    assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
+    assert any("eval/fid" in r for r in rows)
+    from ganforge.training.loop import resume
+
+    assert resume(tmp_path / "run", ["train.steps=12"], progress=False).step == 12
+
+
+@pytest.mark.parametrize("precision, layout_opt", [("fp32", False), ("bf16", True)])
+def test_fp32_compile_on_cuda_turns_inductor_layout_optimization_off(precision, layout_opt):
+    """Compiled fp32 conv backward passes failed on an H100 with Inductor's layout optimization
+    (torch 2.11); bf16 worked and was faster with it. (The device is only named CUDA here.)"""
+    import torch._inductor.config as inductor_config
+
+    config, task = build_task(TINY_DCGAN + ["train.compile=true", f"train.precision={precision}"])
+    task.device = torch.device("cuda")
+    with inductor_config.patch(layout_optimization=True):  # restored afterwards
+        notes = compile_nets(task, config)
+        assert inductor_config.layout_optimization is layout_opt
+    assert any("layout optimization off" in note for note in notes) is not layout_opt
+
+
+def test_fp32_compile_with_channels_last_on_cuda_is_refused_with_the_fix():
+    sets = TINY_DCGAN + ["train.compile=true", "train.channels_last=true"]
+    config, task = build_task(sets)
+    task.device = torch.device("cuda")
+    with pytest.raises(GanforgeError, match="train.precision=bf16"):
+        compile_nets(task, config)
+    config, task = build_task(sets + ["train.precision=bf16"])
+    task.device = torch.device("cuda")
+    assert compiled(task.G) is False and compile_nets(task, config) and compiled(task.G)

@@ -191,10 +191,14 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N or mps (checked in validate)
     precision: str = "fp32"  # fp32, bf16 or fp16 (autocast; fp16 adds a GradScaler)
     compile: bool = False  # torch.compile G and D (eager where unsupported, with a note)
+    compile_mode: str = "default"  # or reduce-overhead: CUDA graphs of the compiled nets
     channels_last: bool = False  # conv weights and image batches in NHWC memory layout
     sync_batchnorm: bool = False  # DDP: BatchNorm statistics over all processes (CUDA)
 
-    CHOICES: ClassVar[dict[str, tuple]] = {"precision": ("fp32", "bf16", "fp16")}
+    CHOICES: ClassVar[dict[str, tuple]] = {
+        "precision": ("fp32", "bf16", "fp16"),
+        "compile_mode": ("default", "reduce-overhead"),
+    }
 
 
 @dataclass

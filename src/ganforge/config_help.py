@@ -99,6 +99,8 @@ HELP: dict[str, str] = {
     "train.device": "auto, cpu, cuda, cuda:N or mps",
     "train.precision": "fp32, bf16 or fp16 (mixed precision by autocast; fp16 adds loss scaling)",
     "train.compile": "torch.compile G and D (first steps slower; eager fallback with a note)",
+    "train.compile_mode": "default, or reduce-overhead: also replay the compiled nets as CUDA "
+    "graphs (CUDA only; fewer kernel launches, for small nets and batches)",
     "train.channels_last": "conv weights and image batches in NHWC layout (faster convolutions "
     "on tensor-core GPUs and oneDNN CPUs; same numbers up to rounding)",
     "train.sync_batchnorm": "under torchrun: BatchNorm statistics over all processes (CUDA only)",

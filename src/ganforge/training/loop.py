@@ -58,7 +58,13 @@ from ganforge.training.schedule import (
     schedule_notes,
     set_lr_factor,
 )
-from ganforge.training.speed import compile_nets, prepare_distributed, to_channels_last
+from ganforge.training.speed import (
+    compile_nets,
+    eager_outside_steps,
+    prepare_distributed,
+    to_channels_last,
+    uses_cuda_graphs,
+)
 
 DATA_SEED_OFFSET, NOISE_SEED_OFFSET, FIXED_SEED_OFFSET, AUGMENT_SEED_OFFSET = 0, 1, 2, 3
 LABELS_SEED_OFFSET, LABELLED_ORDER_SEED_OFFSET = 4, 5  # the labelled subset and its order
@@ -153,6 +159,7 @@ class Trainer:
         self.notes.extend(prepare_distributed(self.task, self.dist, config))
         self.notes.extend(to_channels_last(self.task, config))  # after the broadcast of weights
         self.notes.extend(compile_nets(self.task, config))
+        self.cuda_graphs = uses_cuda_graphs(self.task, config)
         self.seed_process_streams(step=0)  # sets self.augment
         self.grown = [p for m in self.task.modules().values() for p in growing_parts(m)]
         shard = {"rank": self.dist.rank, "world": self.dist.world, "device": self.data_device}
@@ -352,7 +359,8 @@ class Trainer:
     # -- outputs ---------------------------------------------------------------------------
     def save_samples(self) -> Path:
         """Grid of G's output on the fixed inputs (images), or a scatter plot (2D points)."""
-        fake, nrow = self.task.grid(self.fixed_inputs)
+        with eager_outside_steps(self.cuda_graphs):
+            fake, nrow = self.task.grid(self.fixed_inputs)
         path = self.run.sample_path(self.step)
         if self.dataset.kind == "image":
             side = current_resolution(self.task.sampler().G)
@@ -382,12 +390,13 @@ class Trainer:
         e = self.config.eval
         against = e.against or default_against(self.config.data)
         shard = Shard(self.dist.rank, self.dist.world) if self.dist.active else None
-        result = evaluate_sampler(
-            self.task.sampler(), self.config.data, against=against, metrics=e.metrics,
-            features=e.features, n=e.n, seed=self.config.train.seed, labels=e.labels,
-            progress=False, device=str(self.device), matcher=e.matcher, phrasing=e.phrasing,
-            shard=shard,
-        )
+        with eager_outside_steps(self.cuda_graphs):
+            result = evaluate_sampler(
+                self.task.sampler(), self.config.data, against=against, metrics=e.metrics,
+                features=e.features, n=e.n, seed=self.config.train.seed, labels=e.labels,
+                progress=False, device=str(self.device), matcher=e.matcher,
+                phrasing=e.phrasing, shard=shard,
+            )
         scores = flat_scores(result)
         row = {"step": self.step, **{f"eval/{k}": v for k, v in scores.items()}}
         if self.grown:
@@ -528,6 +537,8 @@ class Trainer:
     def train_step(self, log_now: bool) -> dict[str, torch.Tensor]:
         """One iteration: n_critic D updates, then a G update unless D is warming up."""
         t, h, task = self.config.train, self.task.hyper, self.task
+        if self.cuda_graphs:  # outputs of the last step's graph replays may now be reused
+            torch.compiler.cudagraph_mark_step_begin()
         g_turn = self.step > t.d_warmup_steps
         task.collect_grad_norms = log_now
         task.step = self.step

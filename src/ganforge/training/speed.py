@@ -5,6 +5,9 @@ prints when it starts.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from ganforge.config import Config
@@ -32,12 +35,24 @@ def to_channels_last(task: Task, config: Config) -> list[str]:
     return ["train.channels_last: conv weights and image batches in NHWC layout"]
 
 
+def uses_cuda_graphs(task: Task, config: Config) -> bool:
+    """Whether the compiled nets replay as CUDA graphs (compile_mode reduce-overhead on CUDA,
+    with torch.compiler.set_stance to run them eager outside the training steps)."""
+    t = config.train
+    return (
+        t.compile and t.compile_mode == "reduce-overhead" and task.device.type == "cuda"
+        and hasattr(torch.compiler, "set_stance")
+    )
+
+
 def compile_nets(task: Task, config: Config) -> list[str]:
     """torch.compile the nets a task trains (in place, so checkpoints keep their keys).
 
     Discriminators whose loss needs double backward stay eager (torch.compile's backward does
     not support it), and compile errors at the first call fall back to eager with a warning
-    (torch._dynamo's suppress_errors), so train.compile never stops a run.
+    (torch._dynamo's suppress_errors), so train.compile never stops a run. compile_mode
+    reduce-overhead adds CUDA graphs on CUDA (the loop marks each step's start for them); on
+    other devices it compiles in the default mode, with a note.
     """
     if not config.train.compile:
         return []
@@ -50,6 +65,21 @@ def compile_nets(task: Task, config: Config) -> list[str]:
     if not supported:
         return ["train.compile: torch.compile does not support this Python/platform; eager."]
     dynamo.config.suppress_errors = True  # an unsupported net runs eager instead of failing
+    notes = []
+    if task.device.type == "cuda" and config.train.precision == "fp32":
+        check_fp32_layouts(config)
+        keep_conv_layouts()
+        notes.append(
+            "train.compile: fp32 on CUDA compiles with Inductor's layout optimization off "
+            "(it fails there; bf16 and fp16 keep it)"
+        )
+    mode = config.train.compile_mode
+    if mode == "reduce-overhead" and not uses_cuda_graphs(task, config):
+        notes.append(
+            "train.compile_mode reduce-overhead: CUDA graphs need a CUDA device (and torch "
+            ">= 2.6); compiling in the default mode"
+        )
+        mode = "default"
     eager_d = double_backward(task)
     compiled, kept = [], []
     for name, module in task.modules().items():
@@ -58,15 +88,56 @@ def compile_nets(task: Task, config: Config) -> list[str]:
         if name.startswith("D") and eager_d:
             kept.append(name)
             continue
-        module.compile()
+        module.compile(mode=mode)
         compiled.append(name)
-    notes = [f"train.compile: compiling {', '.join(compiled)} (the first steps are slower)"]
+    graphs = " as CUDA graphs" if mode == "reduce-overhead" else ""
+    notes.insert(
+        0, f"train.compile: compiling {', '.join(compiled)}{graphs} (the first steps are slower)"
+    )
     if kept:
         notes.append(
             f"train.compile: {', '.join(kept)} stay eager: the gradient penalty differentiates "
             "D's gradients, which compiled backward passes do not support"
         )
     return notes
+
+
+def check_fp32_layouts(config: Config) -> None:
+    """Refuse fp32 + channels_last + compile on CUDA: compiled fp32 DCGAN backward passes on
+    NHWC data failed at the first step on an H100 with torch 2.11, layout optimization on or
+    off (pytorch/pytorch issues 171622 and 197514)."""
+    if config.train.channels_last:
+        raise GanforgeError(
+            "train.compile with train.channels_last in fp32 on CUDA fails in torch.compile "
+            "(a stride mismatch in convolution backward, pytorch/pytorch issue 171622). Use "
+            "train.precision=bf16, or set train.channels_last=false or train.compile=false."
+        )
+
+
+def keep_conv_layouts() -> None:
+    """Turn off Inductor's layout optimization (convolutions switched to channels-last inside
+    compiled graphs). With it, fp32 DCGAN backward passes on CUDA failed at the first step in
+    torch 2.11 ("assert_size_stride ... convolution_backward": the meta kernel predicts other
+    strides than cuDNN returns; pytorch/pytorch issues 171622 and 197514). In bf16 it worked
+    and was faster, so only fp32 runs turn it off."""
+    try:
+        import torch._inductor.config as inductor_config
+    except Exception:  # noqa: BLE001 (no Inductor: nothing to turn off)
+        return
+    if hasattr(inductor_config, "layout_optimization"):
+        inductor_config.layout_optimization = False
+
+
+@contextlib.contextmanager
+def eager_outside_steps(graphs: bool) -> Iterator[None]:
+    """Run compiled nets eager inside (sample grids, evaluation) when they replay as CUDA
+    graphs: a graph's outputs live until its next replay, so outputs kept across calls (a
+    sampler's batches) would be overwritten. A no-op otherwise."""
+    if not graphs:
+        yield
+        return
+    with torch.compiler.set_stance("force_eager"):
+        yield
 
 
 def prepare_distributed(task: Task, dist: Distributed, config: Config) -> list[str]:
