@@ -6,8 +6,10 @@ For each mixture (ring8: 8 Gaussians on the unit circle, sigma 0.01; grid25: 25 
 samples from the final G and reports, as mean +- std over seeds (DESIGN.md, Protocols):
 modes covered (a mode is covered by a sample within 3 sigma), % high-quality samples (within
 3 sigma of the nearest mode) and the reverse KL of the high-quality mode histogram to uniform.
-The PacGAN paper's rows (Lin et al. 2018, Table 1) are printed beside them. Runs go in
-parallel, one thread each (--jobs); every result is also written as JSON.
+The PacGAN paper's rows (Lin et al. 2018, Table 1) are printed beside them, and so is the
+data's own score (its samples scored the same way: the ceiling, and the floor of the KL that
+a finite sample leaves). Runs go in parallel, one thread each (--jobs); every result is also
+written as JSON. --seeds 0 scores the data alone.
 
     python benchmarks/mode_collapse.py --mixtures ring8,grid25 --seeds 10 --jobs 2
 
@@ -54,12 +56,45 @@ PAPER = {
     "stacked-mnist": {"DCGAN": (99.0, "-", 3.40), "PacDCGAN2": (1000.0, "-", 0.06)},
 }
 STACKED = "stacked-mnist"
+DATA = "data"  # the row that scores samples of the data itself
 STACKED_DATA = ["data.source=stacked-mnist", "data.limit=60000"]  # every mode in the data
+
+
+def row(job: dict, seconds: float, result: dict) -> dict:
+    """One JSON result row of a job."""
+    return {"mixture": job["mixture"], "variant": job["variant"], "seed": job["seed"],
+            "seconds": seconds, "modes": result["modes_covered"],
+            "total": result["modes_total"], "hq": result.get("hq_percent", math.nan),
+            "kl": result["modes_kl"]}
+
+
+def score_data(job: dict) -> dict:
+    """The ceiling: the protocol's scoring applied to samples of the data itself (2,500 points
+    of the mixture; 26,000 stacks of held-out test digits for Stacked MNIST)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from ganforge import config as configlib
+    from ganforge.data import build_dataset
+    from ganforge.metrics.evaluate import evaluate
+
+    stacked = job["mixture"] == STACKED
+    n = 26_000 if stacked else 2_500
+    sets = ([f"data.source={STACKED}", f"data.limit={n}", f"data.dir={job['mnist_dir']}",
+             "data.split=test"] if stacked else [f"data.source={job['mixture']}"])
+    data = configlib.load(None, sets).data
+    x = build_dataset(data).x
+    drawn = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:n]]
+    scoring = ({"features": f"classifier:{job['classifier']}", "against": data} if stacked
+               else {"against": job["mixture"]})
+    return row(job, 0.0, evaluate(drawn, metrics=["modes"], n=n, progress=False, **scoring))
 
 
 def run_one(job: dict) -> dict:
     """Train one (mixture, variant, seed) and score its final G; runs in a worker process."""
     mixture, variant, seed = job["mixture"], job["variant"], job["seed"]
+    if variant == DATA:
+        return score_data(job)
     stacked = mixture == STACKED
     if stacked:
         name = "fashion_mnist_dcgan"
@@ -91,9 +126,7 @@ def run_one(job: dict) -> dict:
         loaded.sampler, loaded.config.data, metrics=["modes"], seed=seed, progress=False,
         **scoring,
     )
-    return {"mixture": mixture, "variant": variant, "seed": seed, "seconds": seconds,
-            "modes": result["modes_covered"], "total": result["modes_total"],
-            "hq": result.get("hq_percent", math.nan), "kl": result["modes_kl"]}
+    return row(job, seconds, result)
 
 
 def summary(rows: list[dict]) -> tuple[str, str, str, str]:
@@ -116,12 +149,13 @@ def table(results: list[dict], mixture: str) -> str:
     lines = [f"### {mixture} ({n} samples per run; mean ± std over seeds)",
              "| variant | seeds | modes | % high quality | reverse KL | all modes | s/run |",
              "|---|---|---|---|---|---|---|"]
-    for variant in VARIANTS:
+    for variant in [*VARIANTS, DATA]:
         rows = [r for r in results if r["mixture"] == mixture and r["variant"] == variant]
         if rows:
             seconds = statistics.fmean(r["seconds"] for r in rows)
             cells = " | ".join(summary(rows))
-            lines.append(f"| {variant} | {len(rows)} | {cells} | {seconds:.0f} |")
+            name = "the data itself" if variant == DATA else variant
+            lines.append(f"| {name} | {len(rows)} | {cells} | {seconds:.0f} |")
     for name, (modes, hq, kl) in PAPER[mixture].items():
         lines.append(f"| paper: {name} | | {modes} | {hq} | {kl} | | |")
     return "\n".join(lines)
@@ -163,11 +197,11 @@ def main() -> None:
         parser.error(f"unknown variant(s) {unknown}; choices: {', '.join(VARIANTS)}")
     if STACKED in mixtures:
         prepare_stacked(parser, args)
-    jobs = [{"mixture": m, "variant": v, "seed": s, "overrides": VARIANTS[v] + args.set,
+    runs = [(v, s) for v in variants for s in range(args.first_seed, args.first_seed + args.seeds)]
+    jobs = [{"mixture": m, "variant": v, "seed": s, "overrides": VARIANTS.get(v, []) + args.set,
              "root": args.root, "steps": args.steps, "mnist_dir": args.mnist_dir,
              "classifier": args.mnist_classifier}
-            for m in mixtures for v in variants
-            for s in range(args.first_seed, args.first_seed + args.seeds)]
+            for m in mixtures for v, s in [(DATA, 0), *runs]]
     results = []
     with ProcessPoolExecutor(args.jobs) as pool:
         for row in pool.map(run_one, jobs):
