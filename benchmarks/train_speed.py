@@ -10,8 +10,9 @@ DCGAN on Fashion-MNIST (28x28, or upsampled with --resolution 64), non-saturatin
   ganforge-bf16   the same with train.precision=bf16
   ganforge-bf16-compile   ... and train.compile=true
   ganforge-graphs, ganforge-bf16-graphs   fp32 / bf16 compiled with
-                  train.compile_mode=reduce-overhead (CUDA graphs); ganforge-graphs-nhwc
-                  the fp32 one with train.channels_last=true
+                  train.compile_mode=reduce-overhead (CUDA graphs); ganforge-bf16-graphs-nhwc
+                  the bf16 one with train.channels_last=true (fp32 + compile +
+                  channels_last is refused on CUDA: it crashed in torch.compile)
   ganforge-fp16   train.precision=fp16 (GradScalers)
   ganforge-nhwc, ganforge-bf16-nhwc   fp32 / bf16 with train.channels_last=true
 Each variant runs in its own process (so peak memory is its own), repeats interleaved
@@ -52,8 +53,9 @@ GANFORGE_VARIANTS = {  # name: extra overrides
     "ganforge-bf16-graphs": [
         "train.precision=bf16", "train.compile=true", "train.compile_mode=reduce-overhead"
     ],
-    "ganforge-graphs-nhwc": [
-        "train.compile=true", "train.compile_mode=reduce-overhead", "train.channels_last=true"
+    "ganforge-bf16-graphs-nhwc": [
+        "train.precision=bf16", "train.compile=true", "train.compile_mode=reduce-overhead",
+        "train.channels_last=true",
     ],
     "ganforge-fp16": ["train.precision=fp16"],
     "ganforge-nhwc": ["train.channels_last=true"],

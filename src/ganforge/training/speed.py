@@ -55,6 +55,8 @@ def compile_nets(task: Task, config: Config) -> list[str]:
     other devices it compiles in the default mode, with a note.
     """
     if not config.train.compile:
+        if config.train.compile_mode != "default":
+            return ["train.compile_mode has no effect without train.compile=true"]
         return []
     try:
         import torch._dynamo as dynamo
@@ -66,13 +68,15 @@ def compile_nets(task: Task, config: Config) -> list[str]:
         return ["train.compile: torch.compile does not support this Python/platform; eager."]
     dynamo.config.suppress_errors = True  # an unsupported net runs eager instead of failing
     notes = []
-    if task.device.type == "cuda" and config.train.precision == "fp32":
-        check_fp32_layouts(config)
-        keep_conv_layouts()
-        notes.append(
-            "train.compile: fp32 on CUDA compiles with Inductor's layout optimization off "
-            "(it fails there; bf16 and fp16 keep it)"
-        )
+    if task.device.type == "cuda":
+        fp32 = config.train.precision == "fp32"
+        if fp32:
+            check_fp32_layouts(config)
+            notes.append(
+                "train.compile: fp32 on CUDA compiles with Inductor's layout optimization off "
+                "(it fails there; bf16 and fp16 keep it)"
+            )
+        set_conv_layout_optimization(not fp32)
     mode = config.train.compile_mode
     if mode == "reduce-overhead" and not uses_cuda_graphs(task, config):
         notes.append(
@@ -114,18 +118,26 @@ def check_fp32_layouts(config: Config) -> None:
         )
 
 
-def keep_conv_layouts() -> None:
-    """Turn off Inductor's layout optimization (convolutions switched to channels-last inside
-    compiled graphs). With it, fp32 DCGAN backward passes on CUDA failed at the first step in
-    torch 2.11 ("assert_size_stride ... convolution_backward": the meta kernel predicts other
-    strides than cuDNN returns; pytorch/pytorch issues 171622 and 197514). In bf16 it worked
-    and was faster, so only fp32 runs turn it off."""
+_LAYOUT_DEFAULT: list[bool] = []  # Inductor's own setting, read before the first change
+
+
+def set_conv_layout_optimization(allowed: bool) -> None:
+    """Inductor's layout optimization (convolutions switched to channels-last inside compiled
+    graphs): off for fp32 on CUDA, else Inductor's own setting. With it, fp32 DCGAN backward
+    passes on CUDA failed at the first step in torch 2.11 ("assert_size_stride ...
+    convolution_backward": the meta kernel predicts other strides than cuDNN returns;
+    pytorch/pytorch issues 171622 and 197514); bf16 worked with it and was faster. The
+    setting is process-wide and read when a net first compiles (its first call), so each
+    compiling run sets it, whichever precision the run before it used."""
     try:
         import torch._inductor.config as inductor_config
-    except Exception:  # noqa: BLE001 (no Inductor: nothing to turn off)
+    except Exception:  # noqa: BLE001 (no Inductor: nothing to set)
         return
-    if hasattr(inductor_config, "layout_optimization"):
-        inductor_config.layout_optimization = False
+    if not hasattr(inductor_config, "layout_optimization"):
+        return
+    if not _LAYOUT_DEFAULT:
+        _LAYOUT_DEFAULT.append(bool(inductor_config.layout_optimization))
+    inductor_config.layout_optimization = allowed and _LAYOUT_DEFAULT[0]
 
 
 @contextlib.contextmanager
