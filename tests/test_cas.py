@@ -193,3 +193,19 @@ def test_fashion_mnist_slice(tmp_path):
     assert same["cas"] == same["cas_real"] > 0.5  # chance is 0.1
     assert same["protocol"]["test"]["n"] == 500
     assert same["protocol"]["classifier"]["arch"]["widths"] == [32, 64, 128]  # the default
+
+
+def test_the_default_classifier_reads_images_at_the_datas_own_resolution(monkeypatch, tmp_path):
+    """A 14x14 run's CAS classifier reads 14x14 images, not a resize to 28 (the default
+    classifier of train-classifier)."""
+    small = {
+        k: Dataset(d.x[:, :, ::2, ::2].contiguous(), d.labels, d.name, d.kind, 4, d.class_names)
+        for k, d in SOURCES.items() if k[0] == "quadrants"
+    }
+    monkeypatch.setattr(cas, "build_dataset", lambda c: small[(c.source, c.split)])
+    train = small[("quadrants", "train")]
+    result = cas.classification_accuracy_score(
+        real_generator(train), TEST, train_source=TRAIN, cache_dir=tmp_path / "cas", epochs=1
+    )
+    assert result["protocol"]["classifier"]["arch"]["input_size"] == 14
+    assert result["cas"] == result["cas_real"] > 0.9

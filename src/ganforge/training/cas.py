@@ -81,12 +81,13 @@ def _labelled(config: DataConfig) -> Any:
     return data
 
 
-def _arch(arch: ClassifierArch | str | Path | None, channels: int, classes: int) -> Any:
-    """The architecture to train: given, read from a classifier file, or the default one."""
+def _arch(
+    arch: ClassifierArch | str | Path | None, channels: int, classes: int, side: int
+) -> Any:
+    """The architecture to train: given, read from a classifier file, or the default one,
+    which reads the images at their own size (side), so CAS judges what G made, unresized."""
     if arch is None:
-        return ClassifierArch(
-            in_channels=channels, num_classes=classes, input_size=trainer.INPUT_SIZE
-        )
+        return ClassifierArch(in_channels=channels, num_classes=classes, input_size=side)
     if not isinstance(arch, ClassifierArch):
         arch = ClassifierArch(**read_meta(Path(arch))["arch"])
     if arch.num_classes != classes:
@@ -159,7 +160,8 @@ def classification_accuracy_score(
     the training set's (proportional to them when n differs), shuffled with `seed`. The real
     ceiling trains on n real images of the same counts (at most the training set's size).
     arch: a ClassifierArch, a classifier file whose architecture to use, or None for the
-    default one (train_on_tensors' default for the data's channels and classes).
+    default one (train_on_tensors' default for the data's channels and classes, reading the
+    images at the training data's own resolution).
     Returns {"cas", "cas_real", "protocol"}; cas_real is cached under cache_dir (default:
     the user cache folder, cas/).
     """
@@ -179,7 +181,7 @@ def classification_accuracy_score(
     classes = train.num_classes
     counts = class_counts(torch.bincount(train.labels, minlength=classes).tolist(), n)
     labels = requested_labels(counts, seed)
-    arch = _arch(arch, train.x.shape[1], classes)
+    arch = _arch(arch, train.x.shape[1], classes, train.x.shape[-1])
     common = {"epochs": epochs, "seed": seed, "progress": progress, "arch": arch}
 
     fake_x = fake(labels, seed)
