@@ -132,8 +132,9 @@ def input_ceiling() -> float:
 
     train, test = (build_dataset(DataConfig(source="fashion-edges", split=split))
                    for split in ("train", "test"))
-    extractor = train_on_tensors(train.x, train.labels, test.x, test.labels, num_classes=10,
-                                 source="fashion-edges inputs", progress=False)
+    extractor = train_on_tensors(train.x, train.labels, test.x, test.labels,
+                                 num_classes=train.num_classes, source="fashion-edges inputs",
+                                 progress=False)
     return extractor.meta["test_accuracy"]
 
 

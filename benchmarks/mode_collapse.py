@@ -76,10 +76,10 @@ def score_data(job: dict) -> dict:
     torch.set_num_threads(1)
     from ganforge import config as configlib
     from ganforge.data import build_dataset
-    from ganforge.metrics.evaluate import evaluate
+    from ganforge.metrics.evaluate import DEFAULT_N, STACKED_N, evaluate
 
     stacked = job["mixture"] == STACKED
-    n = 26_000 if stacked else 2_500
+    n = STACKED_N if stacked else DEFAULT_N["vector"]  # the protocol's sample sizes
     sets = ([f"data.source={STACKED}", f"data.limit={n}", f"data.dir={job['mnist_dir']}",
              "data.split=test"] if stacked else [f"data.source={job['mixture']}"])
     data = configlib.load(None, sets).data

@@ -6,6 +6,7 @@ prints when it starts.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import torch
@@ -118,9 +119,6 @@ def check_fp32_layouts(config: Config) -> None:
         )
 
 
-_LAYOUT_DEFAULT: list[bool] = []  # Inductor's own setting, read before the first change
-
-
 def set_conv_layout_optimization(allowed: bool) -> None:
     """Inductor's layout optimization (convolutions switched to channels-last inside compiled
     graphs): off for fp32 on CUDA, else Inductor's own setting. With it, fp32 DCGAN backward
@@ -135,9 +133,16 @@ def set_conv_layout_optimization(allowed: bool) -> None:
         return
     if not hasattr(inductor_config, "layout_optimization"):
         return
-    if not _LAYOUT_DEFAULT:
-        _LAYOUT_DEFAULT.append(bool(inductor_config.layout_optimization))
-    inductor_config.layout_optimization = allowed and _LAYOUT_DEFAULT[0]
+    default = inductor_layout_default()  # read before the first change (no short-circuit)
+    inductor_config.layout_optimization = allowed and default
+
+
+@functools.cache
+def inductor_layout_default() -> bool:
+    """Inductor's own layout-optimization setting, read once, before ganforge first sets it."""
+    import torch._inductor.config as inductor_config
+
+    return bool(inductor_config.layout_optimization)
 
 
 @contextlib.contextmanager
