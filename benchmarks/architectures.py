@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import budget
+from stats import mean_std
 
 SIZE = ["data.resolution=32", "log.progress=false", "log.every=50", "train.steps=1000000",
         "train.sample_every=100000", "train.checkpoint_every=100000",
@@ -54,12 +54,6 @@ def train_for(job: tuple[str, int], seconds: float, root: Path, extra: list[str]
     config, overrides = VARIANTS[name]
     sets = SIZE + overrides + [f"train.seed={seed}"] + extra
     return budget.train_for(config, run_dir(root, name, seed), sets, seconds)
-
-
-def mean_std(values: list[float], digits: int) -> str:
-    """'mean ± std' (population std over seeds; 0 for one seed)."""
-    std = statistics.pstdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
 
 
 def main() -> None:

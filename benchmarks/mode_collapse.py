@@ -35,6 +35,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from stats import mean_std
+
 # remedy name -> overrides on the vanilla config (each one key, as a user would switch it on)
 VARIANTS: dict[str, list[str]] = {
     "vanilla": [],
@@ -136,8 +138,7 @@ def summary(rows: list[dict]) -> tuple[str, str, str, str]:
         values = [r[key] for r in rows if not math.isnan(r[key])]
         if not values:
             return "-"  # e.g. high quality on Stacked MNIST, where it is not defined
-        std = statistics.pstdev(values) if len(values) > 1 else 0.0
-        return f"{statistics.fmean(values):.{digits}f} ± {std:.{digits}f}"
+        return mean_std(values, digits)
 
     full = sum(r["modes"] == r["total"] for r in rows)
     return fmt("modes", 1), fmt("hq", 1), fmt("kl", 3), f"{full}/{len(rows)}"

@@ -27,6 +27,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from stats import mean_std
+
 SETTINGS: dict[str, tuple[str, int]] = {  # name -> (config, labels per class)
     "mnist5k-10": ("configs/mnist_ssgan.yaml", 10),
     "fmnist-10": ("configs/fashion_mnist_ssgan.yaml", 10),
@@ -61,12 +63,6 @@ def run_one(job: tuple[str, str, int, list[str], str]) -> dict:
             "errors": final["eval/errors"], "best": max(r["eval/accuracy"] for r in evals)}
 
 
-def mean_std(values: list[float]) -> str:
-    """'mean ± std' in percent."""
-    std = statistics.pstdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.fmean(values):.2f} ± {100 * std:.2f}"
-
-
 def table(results: list[dict]) -> str:
     """One markdown table: each setting's methods side by side, and the gap."""
     header = ("| setting | method | seeds | steps | final test accuracy % | best-on-test % "
@@ -83,8 +79,8 @@ def table(results: list[dict]) -> str:
             seconds = statistics.fmean(r["seconds"] for r in rows)
             lines.append(
                 f"| {setting} | {method} | {len(rows)} | {rows[0]['steps']} | "
-                f"{mean_std([r['final'] for r in rows])} | "
-                f"{mean_std([r['best'] for r in rows])} | {errors:.0f} | {seconds:.0f} |"
+                f"{mean_std([r['final'] for r in rows], 2, 100)} | "
+                f"{mean_std([r['best'] for r in rows], 2, 100)} | {errors:.0f} | {seconds:.0f} |"
             )
         if len(finals) == 2:
             gap = 100 * (finals["ssgan"] - finals["supervised"])
