@@ -124,8 +124,29 @@ def test_resume_is_bitwise_exact_and_keeps_the_labelled_subset(tmp_path):
 def test_dcgan_ssl_with_augment_and_weight_norm_resumes_exactly(tmp_path):
     sets = [*TINY_DCGAN, "task.name=semi-supervised", "data.labels_per_class=3",
             "model.weight_norm=d", "loss.feature_matching=1", "loss.g_adversarial=0",
-            "data.augment=[flip]", "loss.ssl_form=k+1"]
+            "data.augment=[flip]", "loss.ssl_form=k+1", "model.d_input_noise=0.3",
+            "model.d_hidden_noise=0.5"]
     assert_resume_is_exact(tmp_path, sets, n=3)
+
+
+def test_dcgan_d_noise_is_drawn_in_training_only_and_costs_no_parameters():
+    from ganforge.nets import dcgan
+    from ganforge.nets.layers import GaussianNoise
+
+    torch.manual_seed(0)
+    quiet = dcgan.DCGANDiscriminator(1, 16, 8, "none")
+    torch.manual_seed(0)
+    noisy = dcgan.DCGANDiscriminator(1, 16, 8, "none", input_noise=0.3, hidden_noise=0.5)
+    stds = [m.std for m in noisy.body if isinstance(m, GaussianNoise)]
+    assert stds == [0.3, 0.5, 0.5]  # the image, then after each level (16 -> 8 -> 4)
+    assert isinstance(noisy.body[0], GaussianNoise)
+    quiet_sd = quiet.state_dict()
+    assert [t.shape for t in noisy.state_dict().values()] == [t.shape for t in quiet_sd.values()]
+    x = torch.randn(4, 1, 16, 16)
+    noisy.load_state_dict(dict(zip(noisy.state_dict(), quiet_sd.values(), strict=True)))
+    assert not torch.equal(noisy(x), noisy(x))  # fresh noise at every call while training
+    noisy.eval(), quiet.eval()
+    assert torch.equal(noisy(x), quiet(x))  # no noise in eval mode: the same net
 
 
 def test_resume_with_another_labelled_subset_is_refused(tmp_path):

@@ -100,7 +100,9 @@ def _dcgan_g(cfg: ModelConfig, shape: Shape, out_act: str) -> nn.Module:
 def _dcgan_d(cfg: ModelConfig, shape: Shape, d_norm: str) -> nn.Module:
     """The DCGAN discriminator for cfg."""
     channels, resolution = dcgan.image_shape(shape)
-    return dcgan.DCGANDiscriminator(channels, resolution, cfg.d_width, d_norm)
+    return dcgan.DCGANDiscriminator(
+        channels, resolution, cfg.d_width, d_norm, cfg.d_input_noise, cfg.d_hidden_noise
+    )
 
 
 def _resnet_g(cfg: ModelConfig, shape: Shape, out_act: str) -> nn.Module:
@@ -146,7 +148,7 @@ ARCHS: dict[str, Arch] = {
     "mlp": Arch(
         _mlp_g, _mlp_d, ("g_hidden", "d_hidden", "g_norm", "d_input_noise", "d_hidden_noise")
     ),
-    "dcgan": Arch(_dcgan_g, _dcgan_d, ("g_width", "d_width")),
+    "dcgan": Arch(_dcgan_g, _dcgan_d, ("g_width", "d_width", "d_input_noise", "d_hidden_noise")),
     "resnet": Arch(_resnet_g, _resnet_d, ("g_width", "d_width")),
     "progressive": Arch(
         _progressive_g, _progressive_d, ("g_width", "d_width", "phase_images"), own_mbstd=True

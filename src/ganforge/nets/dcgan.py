@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
 from ganforge.nets.init import dcgan_init_
-from ganforge.nets.layers import ScoredDiscriminator, norm_2d, out_activation
+from ganforge.nets.layers import ScoredDiscriminator, add_noise, norm_2d, out_activation
 
 RESOLUTIONS = (16, 28, 32, 64, 128, 256)
 INIT_STD = 0.02  # weights ~ N(0, 0.02), norm scales ~ N(1, 0.02) (Radford et al. 2016)
@@ -102,17 +102,25 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(ScoredDiscriminator):
-    """Image -> /2 conv levels (no norm on the first) down to base x base -> linear score."""
+    """Image -> /2 conv levels (no norm on the first) down to base x base -> linear score.
+
+    input_noise / hidden_noise > 0 add Gaussian noise of that std to the image and after every
+    level, in training mode only (the semi-supervised D's regularizer, as in the MLP D).
+    """
 
     init_std: float = INIT_STD  # DCGAN init; layers added around this net follow it
 
-    def __init__(self, channels: int, resolution: int, width: int, d_norm: str):
+    def __init__(
+        self, channels: int, resolution: int, width: int, d_norm: str,
+        input_noise: float = 0.0, hidden_noise: float = 0.0,
+    ):
         super().__init__()
         base, downs = plan(resolution)
         chs = level_channels(width, downs)[::-1]  # R/2 first, base last
         layers = [nn.Conv2d(channels, chs[0], 4, 2, 1), nn.LeakyReLU(0.2)]
         for c_in, c_out in pairwise(chs):
             layers += _down(c_in, c_out, d_norm)
+        layers = add_noise(layers, input_noise, hidden_noise)
         self.body = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Linear(chs[-1] * base * base, 1)  # = the paper's base x base conv to 1
         dcgan_init_(self, self.init_std)

@@ -77,6 +77,17 @@ class GaussianNoise(nn.Module):
         return f"std={self.std}"
 
 
+def add_noise(layers: list[nn.Module], input_noise: float, hidden_noise: float) -> list[nn.Module]:
+    """layers with GaussianNoise(input_noise) first and GaussianNoise(hidden_noise) after every
+    LeakyReLU (a std of 0 adds nothing, so a net without noise keeps its parameter names)."""
+    out: list[nn.Module] = [GaussianNoise(input_noise)] if input_noise > 0 else []
+    for layer in layers:
+        out.append(layer)
+        if hidden_noise > 0 and isinstance(layer, nn.LeakyReLU):
+            out.append(GaussianNoise(hidden_noise))
+    return out
+
+
 class ScoredDiscriminator(nn.Module):
     """A D whose score is a linear `head` over `features(x)` = body(x) (the nets/ contract).
 

@@ -10,7 +10,7 @@ import math
 
 from torch import Tensor, nn
 
-from ganforge.nets.layers import GaussianNoise, ScoredDiscriminator, norm_1d, out_activation
+from ganforge.nets.layers import ScoredDiscriminator, add_noise, norm_1d, out_activation
 
 
 def hidden_stack(width: int, hidden: list[int], norm: str) -> tuple[list[nn.Module], int]:
@@ -82,12 +82,7 @@ class MLPDiscriminator(ScoredDiscriminator):
     ) -> None:
         super().__init__()
         layers, width = hidden_stack(math.prod(data_shape), hidden, d_norm)
-        if hidden_noise > 0:
-            at = [i + 1 for i, layer in enumerate(layers) if isinstance(layer, nn.LeakyReLU)]
-            for i in reversed(at):
-                layers.insert(i, GaussianNoise(hidden_noise))
-        if input_noise > 0:
-            layers.insert(0, GaussianNoise(input_noise))
+        layers = add_noise(layers, input_noise, hidden_noise)
         self.body = nn.Sequential(nn.Flatten(), *layers)
         self.head = nn.Linear(width, 1)
 
