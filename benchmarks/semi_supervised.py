@@ -38,7 +38,7 @@ SETTINGS: dict[str, tuple[str, int, int]] = {  # name -> (config, labels, all la
     "fmnist-100": ("configs/fashion_mnist_ssgan.yaml", 100, 6000),
 }
 SUPERVISED = ["loss.unsupervised_weight=0"]
-# all-labels: the same D supervised on every training label, the ceiling for the other two
+# all-labels: the same D supervised on every training label, a reference for the other two
 METHODS: dict[str, list[str]] = {"ssgan": [], "supervised": SUPERVISED, "all-labels": SUPERVISED}
 FLOORS = {"mnist5k-10": "ssgan >= 97%", "fmnist-10": "ssgan >= supervised + 10 points"}
 
@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--methods", default="ssgan,supervised", help=", ".join(METHODS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds FIRST .. FIRST+N-1")
     parser.add_argument("--steps", type=int, help="override train.steps")
     parser.add_argument("--mnist-dir", help="data.dir holding mnist/ (mnist_5k_to_idx.py)")
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2)))
@@ -117,12 +118,12 @@ def main() -> None:
         parser.error(f"unknown setting or method {unknown}")
     if any(s.startswith("mnist") for s in settings) and not args.mnist_dir:
         parser.error("the MNIST setting needs --mnist-dir (see benchmarks/mnist_5k_to_idx.py)")
-    jobs = []
+    jobs, seeds = [], range(args.first_seed, args.first_seed + args.seeds)
     for setting in settings:
         extra = list(args.set) + ([f"train.steps={args.steps}"] if args.steps else [])
         if setting.startswith("mnist"):
             extra.append(f"data.dir={args.mnist_dir}")
-        jobs += [(setting, m, s, extra, args.root) for s in range(args.seeds) for m in methods]
+        jobs += [(setting, m, s, extra, args.root) for s in seeds for m in methods]
     results = []
     with ProcessPoolExecutor(args.jobs) as pool:
         for row in pool.map(run_one, jobs):

@@ -47,7 +47,7 @@ HELP: dict[str, str] = {
     "model.weight_norm": "weight normalization: none, d (every D layer) or both G and D",
     "model.weight_norm_init": "default, or data: D's weight-normed layers start normalized",
     "model.d_input_noise": "mlp, dcgan: std of Gaussian noise on D's input while training (0: off)",
-    "model.d_hidden_noise": "mlp, dcgan: std of Gaussian noise after each hidden layer of D (0: off)",
+    "model.d_hidden_noise": "mlp, dcgan: std of Gaussian noise after each D hidden layer (0: off)",
     "model.phase_images": "progressive: images per fade-in and per stable phase of growth",
     "model.w_dim": "style: size of the intermediate latent w (the styles)",
     "model.mapping_layers": "style: dense layers of the mapping network z -> w",
