@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import budget
-from stats import mean_std
+from stats import add_seed_arguments, mean_std, seed_range
 
 SIZE = ["data.resolution=32", "log.progress=false", "log.every=50", "train.steps=1000000",
         "train.sample_every=100000", "train.checkpoint_every=100000",
@@ -59,8 +59,7 @@ def train_for(job: tuple[str, int], seconds: float, root: Path, extra: list[str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=420.0, help="wall time per run")
-    parser.add_argument("--seeds", type=int, default=1, help="how many seeds per variant")
-    parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
+    add_seed_arguments(parser, default=1)
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, one thread each")
     parser.add_argument("--classifier", default="fm-classifier.safetensors")
     parser.add_argument("--features", default=None, help="default: classifier:--classifier")
@@ -91,8 +90,7 @@ def main() -> None:
         train_classifier("fashion-mnist", args.classifier, progress=False)
     root = Path(args.root)
     # seed-major order: with --jobs 2 the variants of one seed train side by side
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
-    jobs = [(name, seed) for seed in seeds for name in names]
+    jobs = [(name, seed) for seed in seed_range(args) for name in names]
     if args.eval_only:
         trained = [json.loads((run_dir(root, *job) / "train_seconds.json").read_text())
                    for job in jobs]

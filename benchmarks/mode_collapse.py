@@ -35,7 +35,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from stats import mean_std
+from stats import add_seed_arguments, mean_std, seed_range
 
 # remedy name -> overrides on the vanilla config (each one key, as a user would switch it on)
 VARIANTS: dict[str, list[str]] = {
@@ -176,8 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mixtures", default="ring8,grid25")
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
+    add_seed_arguments(parser, default=10)
     parser.add_argument("--steps", type=int, default=None, help="override train.steps")
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2)))
     parser.add_argument("--set", action="append", default=[], help="extra override, all runs")
@@ -198,7 +197,7 @@ def main() -> None:
         parser.error(f"unknown variant(s) {unknown}; choices: {', '.join(VARIANTS)}")
     if STACKED in mixtures:
         prepare_stacked(parser, args)
-    runs = [(v, s) for v in variants for s in range(args.first_seed, args.first_seed + args.seeds)]
+    runs = [(v, s) for v in variants for s in seed_range(args)]
     jobs = [{"mixture": m, "variant": v, "seed": s, "overrides": VARIANTS.get(v, []) + args.set,
              "root": args.root, "steps": args.steps, "mnist_dir": args.mnist_dir,
              "classifier": args.mnist_classifier}

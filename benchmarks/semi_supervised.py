@@ -30,7 +30,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from stats import mean_std
+from stats import add_seed_arguments, mean_std, seed_range
 
 SETTINGS: dict[str, tuple[str, int, int]] = {  # name -> (config, labels, all labels) per class
     "mnist5k-10": ("configs/mnist_ssgan.yaml", 10, 400),
@@ -99,8 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--methods", default="ssgan,supervised", help=", ".join(METHODS))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--first-seed", type=int, default=0, help="seeds FIRST .. FIRST+N-1")
+    add_seed_arguments(parser, default=3)
     parser.add_argument("--steps", type=int, help="override train.steps")
     parser.add_argument("--mnist-dir", help="data.dir holding mnist/ (mnist_5k_to_idx.py)")
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2)))
@@ -118,12 +117,12 @@ def main() -> None:
         parser.error(f"unknown setting or method {unknown}")
     if any(s.startswith("mnist") for s in settings) and not args.mnist_dir:
         parser.error("the MNIST setting needs --mnist-dir (see benchmarks/mnist_5k_to_idx.py)")
-    jobs, seeds = [], range(args.first_seed, args.first_seed + args.seeds)
+    jobs = []
     for setting in settings:
         extra = list(args.set) + ([f"train.steps={args.steps}"] if args.steps else [])
         if setting.startswith("mnist"):
             extra.append(f"data.dir={args.mnist_dir}")
-        jobs += [(setting, m, s, extra, args.root) for s in seeds for m in methods]
+        jobs += [(setting, m, s, extra, args.root) for s in seed_range(args) for m in methods]
     results = []
     with ProcessPoolExecutor(args.jobs) as pool:
         for row in pool.map(run_one, jobs):

@@ -130,22 +130,27 @@ def test_dcgan_ssl_with_augment_and_weight_norm_resumes_exactly(tmp_path):
 
 
 def test_dcgan_d_noise_is_drawn_in_training_only_and_costs_no_parameters():
-    from ganforge.nets import dcgan
+    from ganforge.config import ModelConfig
+    from ganforge.nets import build_nets
     from ganforge.nets.layers import GaussianNoise
 
-    torch.manual_seed(0)
-    quiet = dcgan.DCGANDiscriminator(1, 16, 8, "none")
-    torch.manual_seed(0)
-    noisy = dcgan.DCGANDiscriminator(1, 16, 8, "none", input_noise=0.3, hidden_noise=0.5)
+    def d_of(**noise):  # through the config, as a run builds it
+        torch.manual_seed(0)
+        cfg = ModelConfig(arch="dcgan", z_dim=8, g_width=8, d_width=8, **noise)
+        return build_nets(cfg, (1, 16, 16), d_norm="none", out_act="tanh")[1]
+
+    quiet, noisy = d_of(), d_of(d_input_noise=0.3, d_hidden_noise=0.5)
     stds = [m.std for m in noisy.body if isinstance(m, GaussianNoise)]
     assert stds == [0.3, 0.5, 0.5]  # the image, then after each level (16 -> 8 -> 4)
     assert isinstance(noisy.body[0], GaussianNoise)
+    assert not any(isinstance(m, GaussianNoise) for m in quiet.modules())
     quiet_sd = quiet.state_dict()
     assert [t.shape for t in noisy.state_dict().values()] == [t.shape for t in quiet_sd.values()]
     x = torch.randn(4, 1, 16, 16)
     noisy.load_state_dict(dict(zip(noisy.state_dict(), quiet_sd.values(), strict=True)))
     assert not torch.equal(noisy(x), noisy(x))  # fresh noise at every call while training
-    noisy.eval(), quiet.eval()
+    noisy.eval()
+    quiet.eval()
     assert torch.equal(noisy(x), quiet(x))  # no noise in eval mode: the same net
 
 
