@@ -1,5 +1,6 @@
 """Text-to-image on fashion-mnist-captions at one fixed CPU budget: trainable vs pretrained
-text encoder, with and without the matching-aware D, with and without word attention.
+text encoder, with and without the matching-aware D, with and without word attention, and
+with G reading the text at its input only or also in every BatchNorm (affine fusion).
 
 Each variant trains its config (configs/fashion_mnist_text.yaml, or ..._pretrained.yaml) with
 --set changes for the same wall-clock budget (--seconds) on one thread; --parallel runs that
@@ -35,6 +36,7 @@ VARIANTS = {  # name -> (config, --set changes)
     "trainable": (TRAINABLE, []),
     "trainable - mismatch": (TRAINABLE, ["loss.mismatch=false"]),
     "trainable + attention": (TRAINABLE, ["model.attention=true"]),
+    "trainable + affine fusion": (TRAINABLE, ["model.text_fusion=affine"]),
     "pretrained": (PRETRAINED, []),
     "pretrained - mismatch": (PRETRAINED, ["loss.mismatch=false"]),
 }

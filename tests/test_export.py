@@ -47,6 +47,7 @@ TEXT = [
     "task.name=text", "data.source=fashion-mnist-captions", "data.limit=64",
     "data.resolution=16", "model.arch=dcgan", "model.z_dim=8", "model.g_width=8",
     "model.d_width=8", "model.text_dim=16", "model.c_dim=4", "model.attention=true",
+    "model.text_fusion=affine",
     "train.batch_size=16", *FAST,
 ]
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
@@ -86,7 +87,7 @@ def cyclegan_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory):
-    """A text-to-image DCGAN with word attention and the trainable encoder."""
+    """A text-to-image DCGAN with word attention, affine fusion and the trainable encoder."""
     return trained(tmp_path_factory, "text", TEXT)
 
 

@@ -189,6 +189,27 @@ def test_conditional_batchnorm_uses_each_class_gamma_and_beta(dims):
     torch.testing.assert_close(out[y == 2], ref[y == 2] + 0.5)
 
 
+@pytest.mark.parametrize("init_std", [None, 0.02])
+def test_conditional_batchnorm_on_codes_is_one_plus_a_linear_map_of_the_code(init_std):
+    torch.manual_seed(0)
+    bn = nn.BatchNorm2d(5)
+    layer = ConditionalBatchNorm(bn, 3, init_std, codes=True)
+    x, codes = 3 * torch.randn(4, 5, 2, 2) + 1, torch.randn(4, 3)
+    ref = (x - x.mean((0, 2, 3), keepdim=True)) / torch.sqrt(
+        x.var((0, 2, 3), unbiased=False, keepdim=True) + bn.eps)
+    if init_std is None:  # starts as plain BatchNorm: the code's maps are zero
+        with bind_labels(layer, codes):
+            torch.testing.assert_close(layer(x), ref)
+    with torch.no_grad():
+        w_gamma, w_beta = torch.randn(5, 3), torch.randn(5, 3)
+        layer.gamma.weight.copy_(w_gamma)
+        layer.beta.weight.copy_(w_beta)
+    with bind_labels(layer, codes):
+        out = layer(x)
+    gamma = (1 + codes @ w_gamma.T).view(4, 5, 1, 1)  # gamma's bias starts at 1, beta's at 0
+    torch.testing.assert_close(out, ref * gamma + (codes @ w_beta.T).view(4, 5, 1, 1))
+
+
 def test_label_binding_is_cleared_after_forward_and_after_errors():
     G, _ = build("mlp", (2,), "projection")
     cbns = [m for m in G.modules() if isinstance(m, ConditionalBatchNorm)]

@@ -4,10 +4,12 @@ import dataclasses
 
 import pytest
 import torch
+from torch import nn
 
 from ganforge.config import ModelConfig
 from ganforge.errors import GanforgeError
 from ganforge.nets import build_text_nets
+from ganforge.nets.conditional import ConditionalBatchNorm
 from ganforge.nets.dcgan import DCGANGenerator
 from ganforge.nets.mlp import MLPGenerator
 from ganforge.nets.text import ConditioningAugmentation, WordAttention
@@ -117,6 +119,37 @@ def test_text_nets_shapes_and_caption_dependence(arch, attention):
     image = torch.rand(1, 1, 16, 16) * 2 - 1
     scores = D(image.repeat(3, 1, 1, 1), text.sentence)
     assert (scores.diff().abs() > 1e-3 * scores.abs().max()).all()
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_affine_fusion_feeds_the_text_code_to_every_batchnorm_of_g(arch):
+    torch.manual_seed(0)
+    cfg = config(arch=arch, text_fusion="affine", g_hidden=[32, 32], d_hidden=[32])
+    G, D = build_text_nets(cfg, (1, 16, 16), d_norm="none", out_act="tanh", text_dim=12,
+                           vocab_size=10)
+    plain, _ = build_text_nets(dataclasses.replace(cfg, text_fusion="input"), (1, 16, 16),
+                               d_norm="none", out_act="tanh", text_dim=12, vocab_size=10)
+    norms = [m for m in plain.base.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    fused = [m for m in G.base.modules() if isinstance(m, ConditionalBatchNorm)]
+    assert norms and len(fused) == len(norms)  # every BatchNorm, none left plain
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine
+                   for m in G.base.modules())
+    z, sentence = torch.randn(6, G.z_dim), D.encode(tokens_batch().repeat(2, 1)).sentence
+    seen = []
+    fused[0].register_forward_hook(lambda layer, inputs, out: seen.append(layer.labels))
+    G(z, sentence.detach()).square().mean().backward()
+    c = G.code(z, sentence.detach())[0][:, cfg.z_dim:]  # CA's draw, not the image noise
+    torch.testing.assert_close(seen[0], c)
+    for layer in fused:  # the bound code (c, c_dim wide) reached every layer's scale and shift
+        assert layer.gamma.weight.grad.abs().sum() > 0 and layer.beta.weight.grad.abs().sum() > 0
+        assert layer.labels is None  # unbound after the call
+
+
+def test_affine_fusion_needs_batchnorm_in_g():
+    cfg = config(arch="mlp", text_fusion="affine", g_norm="none", g_hidden=[16])
+    with pytest.raises(GanforgeError, match="text_fusion=input"):
+        build_text_nets(cfg, (1, 8, 8), d_norm="none", out_act="tanh", text_dim=12,
+                        vocab_size=10)
 
 
 def test_attention_words_change_the_image_and_their_mask_matters():

@@ -154,7 +154,8 @@ def test_g_loss_adds_the_kl_term_and_gan_int(tmp_path, bars):
 
 
 @pytest.mark.parametrize("more", [[], ["model.attention=true", "model.arch=dcgan",
-                                        "model.g_width=4", "model.d_width=4"]])
+                                        "model.g_width=4", "model.d_width=4",
+                                        "model.text_fusion=affine"]])
 def test_resume_is_bitwise_exact(tmp_path, bars, more):
     assert_resume_is_exact(tmp_path, sets_for(bars, *more), n=3)
 

@@ -110,6 +110,7 @@ class ModelConfig:
     text_dim: int = 128
     c_dim: int = 32
     attention: bool = False
+    text_fusion: str = "input"
 
     CHOICES: ClassVar[dict[str, Any]] = {
         "arch": _registered("ganforge.nets", "ARCHS"),
@@ -123,6 +124,7 @@ class ModelConfig:
         "translator": ("unet", "encoder-decoder", "resnet"),
         "translator_norm": ("auto", "batch", "instance"),
         "text_encoder": ("trainable", "pretrained"),
+        "text_fusion": _registered("ganforge.nets.text", "FUSIONS"),
     }
 
 

@@ -61,6 +61,8 @@ HELP: dict[str, str] = {
     "model.text_dim": "text task: size of the trainable encoder's sentence and word codes",
     "model.c_dim": "text task: size of the conditioning-augmented text code G reads",
     "model.attention": "text task: word-level attention in G over the word features (AttnGAN)",
+    "model.text_fusion": "text task: input (G reads the code at its input) or affine (also "
+                         "every G BatchNorm's scale and shift from it, DF-GAN)",
     "loss.name": "adversarial loss: minimax, non-saturating, lsgan, wgan, wgan-gp, hinge",
     "loss.gp_weight": "gradient-penalty weight (null: the loss's default, 10 for wgan-gp)",
     "loss.clip": "weight clipping of D (null: the loss's default, 0.01 for wgan)",

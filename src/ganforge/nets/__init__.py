@@ -290,7 +290,9 @@ def build_text_nets(
     base_g = arch.generator(dataclasses.replace(cfg, z_dim=cfg.z_dim + cfg.c_dim), shape, out_act)
     base_d = _stabilized(cfg, arch.discriminator(cfg, shape, d_norm))
     word_dim = cfg.text_dim if cfg.attention else None
-    generator = TextGenerator(base_g, cfg.z_dim, text_dim, cfg.c_dim, word_dim)
+    generator = TextGenerator(
+        base_g, cfg.z_dim, text_dim, cfg.c_dim, word_dim, cfg.text_fusion
+    )
     discriminator = TextDiscriminator(base_d, text_dim, None)
     _spectral(cfg, generator, discriminator)
     if vocab_size is not None:  # added after spectral norm: the encoder is not normalized

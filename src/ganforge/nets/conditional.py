@@ -57,35 +57,47 @@ def attach_labels(x: Tensor, y: Tensor, num_classes: int) -> Tensor:
 
 
 class ConditionalBatchNorm(nn.Module):
-    """BatchNorm without affine, then a per-class affine: gamma[y] * x_hat + beta[y].
+    """BatchNorm without affine, then a per-sample affine: gamma(y) * x_hat + beta(y).
 
-    gamma and beta are nn.Embedding(K, C) tables. gamma starts at 1 (init_std None) or
-    ~ N(1, init_std) (DCGAN-style, which also makes the classes differ from the first step);
-    beta starts at 0. The labels are not a forward argument, so that an architecture need not
-    thread y through its layers: `bind_labels` sets them for the duration of one forward call
-    (ConditionalGenerator does this). Called without bound labels it raises.
+    With class labels (y int64 (N,)), gamma and beta are nn.Embedding(K, C) tables: gamma
+    starts at 1 (init_std None) or ~ N(1, init_std) (DCGAN-style, which also makes the classes
+    differ from the first step), beta at 0. With continuous codes (`codes=True`, y float
+    (N, K)), they are linear maps of the code, gamma = 1 + W_g y and beta = W_b y (the affine
+    text fusion of DF-GAN, Tao et al. 2022), W ~ N(0, init_std) or 0 when init_std is None.
+    The labels are not a forward argument, so that an architecture need not thread y through
+    its layers: `bind_labels` sets them for the duration of one forward call
+    (ConditionalGenerator and TextGenerator do this). Called without bound labels it raises.
     """
 
     def __init__(self, bn: nn.BatchNorm1d | nn.BatchNorm2d, num_classes: int,
-                 init_std: float | None = None) -> None:
+                 init_std: float | None = None, codes: bool = False) -> None:
         super().__init__()
         self.bn = type(bn)(bn.num_features, bn.eps, bn.momentum, affine=False,
                            track_running_stats=bn.track_running_stats)
-        self.gamma = nn.Embedding(num_classes, bn.num_features)
-        self.beta = nn.Embedding(num_classes, bn.num_features)
+        table = nn.Linear if codes else nn.Embedding
+        self.gamma: nn.Module = table(num_classes, bn.num_features)
+        self.beta: nn.Module = table(num_classes, bn.num_features)
         with torch.no_grad():
-            if init_std is None:
+            if codes:
+                for layer, bias in ((self.gamma, 1.0), (self.beta, 0.0)):
+                    if init_std is None:
+                        nn.init.zeros_(layer.weight)
+                    else:
+                        nn.init.normal_(layer.weight, 0.0, init_std)
+                    nn.init.constant_(layer.bias, bias)
+            elif init_std is None:
                 nn.init.ones_(self.gamma.weight)
+                nn.init.zeros_(self.beta.weight)
             else:
                 nn.init.normal_(self.gamma.weight, 1.0, init_std)
-            nn.init.zeros_(self.beta.weight)
+                nn.init.zeros_(self.beta.weight)
         self.labels: Tensor | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        """(N, C, ...) -> normalized and scaled per sample by its class's gamma and beta."""
+        """(N, C, ...) -> normalized and scaled per sample by its label's gamma and beta."""
         if self.labels is None:
             raise RuntimeError(
-                "ConditionalBatchNorm has no class labels bound: call the network inside "
+                "ConditionalBatchNorm has no labels bound: call the network inside "
                 "bind_labels(net, y), as ConditionalGenerator.forward does."
             )
         shape = (x.shape[0], x.shape[1], *([1] * (x.dim() - 2)))
@@ -107,15 +119,18 @@ def bind_labels(module: nn.Module, y: Tensor) -> Iterator[None]:
 
 
 def condition_batchnorm_(module: nn.Module, num_classes: int,
-                         init_std: float | None = None) -> int:
-    """Replace every BatchNorm1d/2d inside module by a ConditionalBatchNorm; returns how many."""
+                         init_std: float | None = None, codes: bool = False) -> int:
+    """Replace every BatchNorm1d/2d inside module by a ConditionalBatchNorm; returns how many.
+
+    num_classes is K: the number of classes, or the size of the codes when codes is True.
+    """
     count = 0
     for name, child in module.named_children():
         if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            setattr(module, name, ConditionalBatchNorm(child, num_classes, init_std))
+            setattr(module, name, ConditionalBatchNorm(child, num_classes, init_std, codes))
             count += 1
         else:
-            count += condition_batchnorm_(child, num_classes, init_std)
+            count += condition_batchnorm_(child, num_classes, init_std, codes)
     return count
 
 

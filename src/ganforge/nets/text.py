@@ -5,6 +5,10 @@
   that nearby captions give overlapping codes. eps is part of G's input z (its last c_dim
   columns), so the noise that drives G stays one seeded tensor; the KL term that keeps the
   Gaussian near N(0, I) is penalties.ca_kl.
+- Affine text fusion (fusion="affine"; DF-GAN, Tao et al. 2022, sec. 3.3): besides reading c
+  at its input, every BatchNorm of G's base takes its scale and shift from c (a linear map
+  of c per layer: the class-conditional BatchNorm of nets/conditional.py fed a continuous
+  code), so the caption acts at every level rather than only through the first layer.
 - Word-level attention (AttnGAN, Xu et al. 2018, sec. 3.1): every position of G's last hidden
   features attends over the caption's word features, and the context joins the features
   (concatenation, 1x1 conv, norm, ReLU) before the output layer. Needs a G with `stem` and
@@ -22,7 +26,11 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ganforge.errors import GanforgeError
+from ganforge.nets.conditional import bind_labels, condition_batchnorm_
 from ganforge.nets.text_encoder import EncodedText, TextEncoder
+
+FUSIONS = ("input", "affine")  # how G reads the text code (model.text_fusion)
 
 
 class ConditioningAugmentation(nn.Module):
@@ -86,12 +94,21 @@ class TextGenerator(nn.Module):
 
     def __init__(
         self, base: nn.Module, noise_dim: int, text_dim: int, c_dim: int,
-        word_dim: int | None = None,
+        word_dim: int | None = None, fusion: str = "input",
     ) -> None:
         super().__init__()
         self.base, self.noise_dim, self.c_dim = base, noise_dim, c_dim
         self.z_dim = noise_dim + c_dim  # what samplers draw: noise, then CA's eps
         self.ca = ConditioningAugmentation(text_dim, c_dim)
+        self.affine = fusion == "affine"
+        init_std = getattr(base, "init_std", None)
+        if self.affine and condition_batchnorm_(base, c_dim, init_std, codes=True) == 0:
+            raise GanforgeError(
+                f"model.text_fusion=affine takes BatchNorm's scale and shift from the text "
+                f"code, but this generator ({type(base).__name__}) has no BatchNorm. Use "
+                "model.text_fusion=input, or a G with BatchNorm (dcgan, or mlp with "
+                "model.g_norm=batch)."
+            )
         self.attention: WordAttention | None = None
         if word_dim is not None:
             width = base.hidden_width
@@ -111,6 +128,13 @@ class TextGenerator(nn.Module):
     ) -> Tensor:
         """(N, z_dim) noise and the caption codes -> (N, *data_shape) samples."""
         base_input, _, _ = self.code(z, sentence)
+        if not self.affine:
+            return self.generate(base_input, words, mask)
+        with bind_labels(self.base, base_input[:, self.noise_dim:]):  # c modulates every BN
+            return self.generate(base_input, words, mask)
+
+    def generate(self, base_input: Tensor, words: Tensor | None, mask: Tensor | None) -> Tensor:
+        """The base G on [noise, c], attending over the words between stem and tail if on."""
         if self.attention is None:
             return self.base(base_input)
         if words is None or mask is None:

@@ -39,6 +39,7 @@ def check_compatible(meta: dict[str, Any], config: Config, dataset: Dataset) -> 
         "condition", "spectral_norm", "pack", "mbstd_group", "minibatch_disc", "weight_norm",
         "phase_images", "w_dim", "mapping_layers", "translator", "resnet_blocks",
         "patch_layers", "translator_norm", "text_encoder", "text_dim", "c_dim", "attention",
+        "text_fusion",
     )
     defaults = ModelConfig()  # what checkpoints from before a key existed were trained with
     for key in (*model_keys, *shaping):
@@ -98,7 +99,7 @@ TRANSLATION_KEYS = (
 )  # read by the image-to-image tasks only
 TEXT_KEYS = (
     "data.max_words", "model.text_encoder", "model.text_dim", "model.c_dim", "model.attention",
-    "loss.kl_weight", "loss.mismatch", "loss.interpolate_text",
+    "model.text_fusion", "loss.kl_weight", "loss.mismatch", "loss.interpolate_text",
 )  # read by the text-to-image task only
 # what the image-to-image tasks never read (their nets and phases are their own)
 NOT_TRANSLATION_KEYS = (
