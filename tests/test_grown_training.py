@@ -9,6 +9,7 @@ from tests.test_training import TINY_DCGAN, assert_resume_is_exact
 
 from clihelp import run_cli, user_error
 from ganforge import config as configlib
+from ganforge.data.dataset import to_data_scale
 from ganforge.training.classifier import train_classifier
 from ganforge.training.generator import load_run
 from ganforge.training.logger import read_metrics
@@ -98,12 +99,39 @@ def test_truncation_outside_zero_one_is_a_clean_error(style_run, tmp_path, capsy
     assert not (tmp_path / "x.png").exists()
 
 
-def test_truncation_on_a_run_without_a_style_g_is_a_clean_error(tmp_path, capsys):
+def test_truncation_of_any_other_g_scales_its_noise(tmp_path, capsys):
+    import numpy as np
+    import torch
+
     run = tmp_path / "dcgan"
     train(configlib.load(None, TINY_DCGAN + ["train.steps=2"]), run, progress=False)
-    err = user_error(capsys, "sample", run, "-n", "4", "--truncation", "0.7",
-                     "--out", tmp_path / "x.png")
-    assert "model.arch=style" in err
+    code, out, _ = run_cli(capsys, "sample", run, "-n", "6", "--seed", "3", "--truncation",
+                           "0.5", "--out", tmp_path / "half.npy")
+    assert code == 0, out
+    sampler = load_run(run).sampler
+    z = torch.randn(6, sampler.G.z_dim, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        by_hand = sampler.G.eval()(0.5 * z)  # psi 0.5: the same draw at half the scale
+    by_hand = to_data_scale(by_hand, "image").permute(0, 2, 3, 1)  # as .npy holds images
+    half = torch.from_numpy(np.load(tmp_path / "half.npy"))
+    torch.testing.assert_close(half, by_hand, atol=1e-5, rtol=1e-5)
+    run_cli(capsys, "sample", run, "-n", "6", "--truncation", "0", "--out", tmp_path / "z0.npy")
+    zero = np.load(tmp_path / "z0.npy")
+    assert np.abs(zero - zero[:1]).max() < 1e-6  # psi 0: every sample is G(0)
+
+
+def test_eval_with_truncation_names_it_in_the_protocol(style_run, tmp_path):
+    from ganforge.training.evaluation import evaluate_target
+
+    features = tmp_path / "fm.safetensors"
+    train_classifier("fashion-mnist", features, epochs=1, limit=256, progress=False)
+    common = {"against": None, "metrics": ["fid"], "n": 32, "progress": False,
+              "features": f"classifier:{features}"}
+    result = evaluate_target(str(style_run), truncation=0.0, **common)
+    assert result["protocol"]["fake"] == "generator (unconditional), truncation 0"
+    plain = evaluate_target(str(style_run), **common)
+    assert plain["protocol"]["fake"] == "generator (unconditional)"
+    assert result["fid"] > plain["fid"]  # psi 0: one image repeated, far from the data
 
 
 @pytest.mark.parametrize("arch", ["progressive", "style"])

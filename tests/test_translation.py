@@ -346,6 +346,13 @@ def test_grid_shows_input_output_target(pix2pix_run):
     assert grid.size == (12 * 34 + 2, 2 * 34 + 2)
 
 
+def test_truncation_of_a_translator_is_refused(pix2pix_run, tmp_path, capsys):
+    err = user_error(capsys, "sample", pix2pix_run, "-n", "4", "--truncation", "0.5",
+                     "--out", tmp_path / "x.png")
+    assert "draws no noise" in err and "without --truncation" in err
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_translate_a_folder_writes_each_translation_under_its_name(pix2pix_run, tmp_path,
                                                                     capsys):
     test = build_dataset(DataConfig(source="fashion-edges", split="test", resolution=32,

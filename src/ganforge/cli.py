@@ -11,6 +11,10 @@ from pathlib import Path
 
 from ganforge.errors import GanforgeError
 
+TRUNCATION_HELP = (
+    "truncation trick, PSI in [0, 1] (1: off; lower: more typical, less varied): style-based "
+    "runs move w towards its average, w_avg + PSI (w - w_avg); other runs scale z by PSI"
+)
 EXAMPLES = {
     "train": """examples:
   ganforge train configs/fashion_mnist_dcgan.yaml --out runs/fm
@@ -23,7 +27,7 @@ EXAMPLES = {
   ganforge sample runs/fm/checkpoints/step-00002000.safetensors -n 10000 --out fake.npy
   ganforge sample runs/cgan -n 8 --class all --out classes.png     # one row per class
   ganforge sample runs/cgan -n 16 --class Sandal,Bag --out bags.png  # 16 of each
-  ganforge sample runs/style -n 64 --truncation 0.7 --out typical.png  # arch=style only
+  ganforge sample runs/style -n 64 --truncation 0.7 --out typical.png
   ganforge sample runs/fm -n 64 --interpolate 8 --out walks.png   # 8 walks of 8 steps
   ganforge sample runs/fm -n 16 --interpolate 12 --out walk.gif   # animated, 16 walks""",
     "eval": """examples:
@@ -118,9 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--text-to", metavar="PROMPT",
                         help="text-to-image runs, with --interpolate K: walk in K steps from "
                         "the --text prompt to this one (-n // K rows, one z per row)")
-    sample.add_argument("--truncation", type=float, metavar="PSI",
-                        help="style-based runs: truncation trick, w = w_avg + PSI (w - w_avg), "
-                        "PSI in [0, 1] (1: off; lower: more typical, less varied)")
+    sample.add_argument("--truncation", type=float, metavar="PSI", help=TRUNCATION_HELP)
     sample.add_argument("--interpolate", type=int, metavar="K",
                         help="latent walks: K steps along the great circle (slerp) between "
                         "random latents, one walk per grid row (-n // K walks); with --out "
@@ -168,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--phrasing", choices=("templates", "synonyms"), default="templates",
                     help="text-to-image runs on fashion-mnist-captions: prompts in held-out "
                     "templates or with held-out synonyms (default templates)")
+    ev.add_argument("--truncation", type=float, metavar="PSI",
+                    help=TRUNCATION_HELP + "; the protocol names it")
     ev.add_argument("--json", dest="json_out", help="write the full result as JSON here")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     _device_option(ev)
@@ -448,7 +452,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
         features=args.features, n=args.n, seed=args.seed, labels=args.labels,
         progress=not args.no_progress, device=pick_device(args.device, "--device"),
-        matcher=args.matcher, phrasing=args.phrasing,
+        matcher=args.matcher, phrasing=args.phrasing, truncation=args.truncation,
     )
     print(format_table(result))
     if args.json_out:

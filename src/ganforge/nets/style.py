@@ -250,7 +250,7 @@ def check_truncation(psi: float) -> None:
     """A GanforgeError unless psi is in [0, 1]."""
     if not 0.0 <= psi <= 1.0:  # also false for NaN
         raise GanforgeError(
-            f"--truncation must be in [0, 1] (1: off, 0: every sample is the average style's "
+            f"--truncation must be in [0, 1] (1: off, 0: every sample is the same typical "
             f"image; 0.7 is the usual choice); got {psi}."
         )
 

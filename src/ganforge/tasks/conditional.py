@@ -109,7 +109,7 @@ class ClassSampler(Sampler):
             y = self.eval_labels(n, seed, labels)
             return data_edge(self.generate_for(y, seed), self.kind), y
 
-        fake.description = f"generator ({self.task})"  # type: ignore[attr-defined]
+        fake.description = self.describe()  # type: ignore[attr-defined]
         fake.label_description = (  # type: ignore[attr-defined]
             "data: drawn from the training class frequencies"
             if labels == "data" and self.info.class_counts

@@ -73,6 +73,27 @@ class Sampler:
         self, G: nn.Module, info: DataInfo, task: str, device: torch.device | str = "cpu"
     ) -> None:
         self.G, self.info, self.task, self.device = G, info, task, device
+        self.truncation = 1.0  # psi of the truncation trick (set_truncation); 1 is off
+        self.z_scale = 1.0  # what noise() scales z by: psi, unless G truncates in w space
+
+    def set_truncation(self, psi: float) -> None:
+        """Sample more typical, less varied images: a style-based G moves w towards its
+        average (w_avg + psi (w - w_avg)); any other G reads z scaled by psi, the Gaussian's
+        temperature (Kingma & Dhariwal 2018; cf. the truncation trick of Brock et al. 2019).
+        psi in [0, 1]; 1 is off."""
+        from ganforge.nets.style import StyleGenerator, check_truncation, set_truncation
+
+        check_truncation(psi)
+        self.truncation = float(psi)
+        if any(isinstance(m, StyleGenerator) for m in self.G.modules()):
+            set_truncation(self.G, psi)
+        else:
+            self.z_scale = float(psi)
+
+    def describe(self) -> str:
+        """What the samples come from, as an evaluation protocol names it."""
+        truncated = f", truncation {self.truncation:g}" if self.truncation != 1.0 else ""
+        return f"generator ({self.task}){truncated}"
 
     @property
     def kind(self) -> str:
@@ -95,8 +116,10 @@ class Sampler:
         return request
 
     def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """n latent codes from `generator` (the first draw of a seeded generator)."""
-        return torch.randn(n, self.G.z_dim, generator=generator)
+        """n latent codes from `generator` (the first draw of a seeded generator), scaled by
+        the truncation when one is set."""
+        z = torch.randn(n, self.G.z_dim, generator=generator)
+        return z if self.z_scale == 1.0 else z * self.z_scale
 
     def draw(self, n: int, seed: int, request: dict[str, Any] | None = None) -> Drawn:
         """n samples from noise seeded by `seed`."""
@@ -110,5 +133,5 @@ class Sampler:
         def fake(n: int, seed: int) -> torch.Tensor:
             return data_edge(self.draw(n, seed).x, self.kind)
 
-        fake.description = f"generator ({self.task})"  # type: ignore[attr-defined]
+        fake.description = self.describe()  # type: ignore[attr-defined]
         return fake

@@ -203,7 +203,7 @@ class TextSampler(Sampler):
             images, classes = memo[(n, seed)]
             return (images, classes) if classes is not None else images
 
-        fake.description = f"generator ({self.task})"  # type: ignore[attr-defined]
+        fake.description = self.describe()  # type: ignore[attr-defined]
         return fake
 
 

@@ -100,6 +100,13 @@ class TranslationSampler(Sampler):
         super().__init__(translators[forward], info, task, device)
         self.translators, self.forward = translators, forward
 
+    def set_truncation(self, psi: float) -> None:
+        """Refused: a translator reads an image, not noise, so there is nothing to truncate."""
+        raise GanforgeError(
+            f"--truncation {psi:g} does not apply to this run: task '{self.task}' translates "
+            "images and draws no noise. Translate without --truncation."
+        )
+
     @property
     def directions(self) -> tuple[str, ...]:
         """The directions this run can translate in."""

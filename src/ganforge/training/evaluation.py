@@ -61,7 +61,7 @@ def cas_for(sampler: Sampler, train_data: DataConfig, against: DataConfig, featu
         )
     kind, _, path = features.partition(":")
     fake = labelled()
-    fake.description = f"generator ({sampler.task})"
+    fake.description = sampler.describe()
     train_source = dataclasses.replace(train_data, split="train")
     return classification_accuracy_score(
         fake, against, train_source=train_source, arch=path if kind == "classifier" else None,
@@ -274,20 +274,29 @@ def refuse_growing(generator: Any, step: int) -> None:
 
 def evaluate_target(
     target: str, *, against: str | None, labels: str = "uniform", device: Any = "cpu",
-    matcher: str | None = None, phrasing: str = "templates", **common: Any,
+    matcher: str | None = None, phrasing: str = "templates", truncation: float | None = None,
+    **common: Any,
 ) -> dict[str, Any]:
     """`ganforge eval TARGET`: a run or checkpoint through its sampler (against its own data's
-    test split by default), else a folder, .npy/.npz or real:SOURCE through metrics/targets."""
+    test split by default; with the truncation trick when given), else a folder, .npy/.npz
+    or real:SOURCE through metrics/targets."""
     if is_run(target):
         from ganforge.training.generator import load_run
         from ganforge.training.loop import default_against
 
         loaded = load_run(target, device)
         refuse_growing(loaded.sampler.G, loaded.step)
+        if truncation is not None:
+            loaded.sampler.set_truncation(truncation)
         return evaluate_sampler(
             loaded.sampler, loaded.config.data,
             against=against or default_against(loaded.config.data), labels=labels,
             device=str(device), matcher=matcher, phrasing=phrasing, **common,
+        )
+    if truncation is not None:
+        raise GanforgeError(
+            f"--truncation applies to a run's generator; '{target}' is not a run or checkpoint. "
+            "Evaluate it without --truncation."
         )
     if not against:
         raise GanforgeError("Give --against SOURCE[:split], e.g. --against fashion-mnist:test.")

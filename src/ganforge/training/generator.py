@@ -20,7 +20,7 @@ from ganforge.errors import GanforgeError
 from ganforge.fileio import atomic_write
 from ganforge.images import make_grid, save_captioned_grid, save_grid, to_uint8
 from ganforge.latent import walks
-from ganforge.nets.style import check_truncation, set_truncation
+from ganforge.nets.style import check_truncation
 from ganforge.tasks.sampling import Drawn, Sampler
 from ganforge.training import checkpoint
 
@@ -120,7 +120,7 @@ def walk_noise(sampler: Sampler, steps: int) -> Callable[[int, torch.Generator],
 
     def noise(n: int, generator: torch.Generator) -> torch.Tensor:
         rows = n // steps
-        ends = torch.randn(2, rows, sampler.G.z_dim, generator=generator)
+        ends = torch.randn(2, rows, sampler.G.z_dim, generator=generator) * sampler.z_scale
         return walks(ends[0], ends[1], steps)
 
     return noise
@@ -169,7 +169,7 @@ def sample_to_file(
     interpolate: int | None = None,
 ) -> tuple[LoadedRun, Drawn, list[Path]]:
     """`ganforge sample`: checks the output, draws from the run (with the truncation trick
-    when given: style-based generators only; as latent walks of `interpolate` steps when
+    when given, Sampler.set_truncation; as latent walks of `interpolate` steps when
     given: n // steps walks in a grid or .npy, or a GIF whose frames show n walks), writes
     the file(s)."""
     out = Path(out)
@@ -184,7 +184,7 @@ def sample_to_file(
         )
     loaded = load_run(target, device)
     if truncation is not None:
-        set_truncation(loaded.sampler.G, truncation)
+        loaded.sampler.set_truncation(truncation)
     if request and request.get("text_to"):  # a walk between two prompts, not latents
         drawn = draw_text_walk(loaded, n, seed, request, interpolate, out)
         if out.suffix == ".gif":
