@@ -14,6 +14,8 @@ synonyms):
   FID and KID against the real test images, in domain-classifier features.
 A last row scores real test images against prompts made from their own class and measured
 attributes (cacc is then the classifier's accuracy, attr 1 by construction): the ceiling.
+--truncation PSI adds a row per variant sampled with z scaled by PSI (more typical, less
+varied samples: what the truncation trick buys and costs).
 
     python benchmarks/text_to_image.py --seconds 900 --parallel 2 \\
         --classifier fm-classifier.safetensors --matcher fm-matcher.safetensors
@@ -52,13 +54,20 @@ def train_variant(name: str, seconds: float, root: Path, extra: list[str]) -> di
     """Train one variant for the budget; returns its steps and seconds."""
     config, changes = VARIANTS[name]
     out = root / slug(name)
-    taken = budget.train_for(config, out, COMMON + changes + extra, seconds)
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    budget.train_for(config, out, COMMON + changes + extra, seconds)
+    return run_size(out)
+
+
+def run_size(run: Path) -> dict:
+    """A trained run's steps and training seconds (read back for --score-only too)."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    taken = json.loads((run / "train_seconds.json").read_text())
     return {"steps": max(r["step"] for r in rows), "train_seconds": taken}
 
 
-def score_run(run: Path, args: argparse.Namespace) -> dict:
-    """Every metric of one run's last checkpoint, for each held-out phrasing."""
+def score_run(run: Path, args: argparse.Namespace, truncation: float | None = None) -> dict:
+    """Every metric of one run's last checkpoint, for each held-out phrasing (sampled with
+    the truncation trick when given)."""
     from ganforge.training.evaluation import evaluate_target
 
     scores = {}
@@ -67,7 +76,7 @@ def score_run(run: Path, args: argparse.Namespace) -> dict:
         result = evaluate_target(
             str(run), against=None, metrics=metrics, n=args.n, seed=0,
             features=f"classifier:{args.classifier}", progress=False,
-            matcher=args.matcher, phrasing=phrasing,
+            matcher=args.matcher, phrasing=phrasing, truncation=truncation,
         )
         scores[phrasing] = {k: v for k, v in result.items() if isinstance(v, float)}
     return scores
@@ -138,6 +147,9 @@ def main() -> None:
     parser.add_argument("--score-only", action="store_true", help="score existing runs")
     parser.add_argument("--set", dest="extra", action="append", default=[],
                         help="a config change for every variant")
+    parser.add_argument("--truncation", type=float, metavar="PSI",
+                        help="also score every variant with the truncation trick at PSI "
+                        "(z scaled by PSI): one more row each")
     args = parser.parse_args()
     root = Path(args.root)
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
@@ -148,8 +160,14 @@ def main() -> None:
                     for n in names}
             results = {n: future.result() for n, future in runs.items()}
     for name in names:
-        results.setdefault(name, {})["scores"] = score_run(root / slug(name), args)
+        results[name] = {**run_size(root / slug(name)), **results.get(name, {})}
+        results[name]["scores"] = score_run(root / slug(name), args)
         print(name, json.dumps(results[name]), flush=True)
+        if args.truncation is not None:
+            row = f"{name}, truncation {args.truncation:g}"
+            results[row] = {**results[name],
+                            "scores": score_run(root / slug(name), args, args.truncation)}
+            print(row, json.dumps(results[row]), flush=True)
     results["real test images (ceiling)"] = {"scores": score_real(args)}
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(table(results))
